@@ -1,0 +1,156 @@
+"""The data that flows through one run: query result, execution result, alert state, history row.
+
+Names and fields follow the spec's section 1 so that code written against it runs unchanged; the
+additions (execution ids, ``scheduled_for``, notification outcomes) are what exactly-once delivery
+and the history need.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+from pydantic import BaseModel, Field, field_validator
+
+ALERT = "ALERT"
+OK = "OK"
+ERROR = "ERROR"
+
+TRIGGERS = ("CRON", "CLI", "API", "MANUAL")
+
+
+def utcnow() -> datetime:
+    """Naive UTC now: the one clock default. Stored timestamps are naive UTC on every database."""
+    return datetime.now(UTC).replace(tzinfo=None)
+
+
+class QueryResult(BaseModel):
+    """The one row an alert query returns, read through the result contract."""
+
+    status: str = Field(..., description="Alert status: ALERT or OK")
+    actual_value: Any = Field(None, description="The metric value that triggered the alert")
+    threshold: Any = Field(None, description="The threshold that was exceeded")
+    context: dict[str, Any] = Field(default_factory=dict, description="Additional context fields")
+
+    @field_validator("status", mode="before")
+    @classmethod
+    def validate_status(cls, v: object) -> str:
+        if not isinstance(v, str):
+            raise ValueError(f"Status must be 'ALERT' or 'OK', got {v!r}")
+        normalised = v.strip().upper()
+        if normalised not in (ALERT, OK):
+            raise ValueError(f"Status must be 'ALERT' or 'OK', got '{v}'")
+        return normalised
+
+
+class DeliveryOutcome(BaseModel):
+    """What happened to one notification of one execution (an outbox row)."""
+
+    notification_id: int | None = None
+    channel: str
+    event: str
+    status: str  # pending | sent | failed
+    error: str | None = None
+    attempts: int = 0
+
+
+class ExecutionResult(BaseModel):
+    """The outcome of one run of one alert, as returned to any caller (CLI, worker, API)."""
+
+    alert_name: str
+    timestamp: str = Field(..., description="Execution timestamp (ISO format)")
+    status: str = Field(..., description="Execution status: success, failure, error")
+    query_result: QueryResult | None = None
+    duration_ms: float
+    error: str | None = None
+    execution_id: int | None = None
+    triggered_by: str = "MANUAL"
+    scheduled_for: str | None = None
+    notify: bool = Field(False, description="Whether this run decided to notify")
+    notifications: list[DeliveryOutcome] = Field(default_factory=list)
+    dry_run: bool = False
+    duplicate: bool = Field(False, description="The run was already recorded; nothing was done")
+
+    @field_validator("status")
+    @classmethod
+    def validate_status(cls, v: str) -> str:
+        v = v.lower()
+        if v not in ("success", "failure", "error"):
+            raise ValueError(f"Status must be 'success', 'failure', or 'error', got '{v}'")
+        return v
+
+
+@dataclass
+class AlertState:
+    """Per-alert memory that turns a stream of results into one notification per incident."""
+
+    alert_name: str
+    current_status: str | None = None  # last ALERT/OK seen; an ERROR leaves it unchanged
+    last_execution_at: datetime | None = None
+    last_alert_at: datetime | None = None  # when a notification was last decided
+    consecutive_alerts: int = 0
+    consecutive_successes: int = 0
+    consecutive_errors: int = 0
+    silence_until: datetime | None = None
+    created_at: datetime | None = None
+    updated_at: datetime | None = None
+    last_outcome: str | None = None  # ALERT, OK or ERROR: what the latest run produced
+    last_error: str | None = None
+    status_since: datetime | None = None  # when current_status last changed
+    last_execution_id: int | None = None
+
+    def should_notify(
+        self, new_status: str, min_interval_seconds: float = 0, now: datetime | None = None
+    ) -> bool:
+        """The spec's rule, answered by :func:`sentinel.rules.decide` (the only place it lives)."""
+        from sentinel.rules import AlertRules, decide
+
+        transition = decide(self, new_status, AlertRules(min_interval_seconds), now or utcnow())
+        return transition.notify
+
+    def is_silenced(self, now: datetime | None = None) -> bool:
+        return self.silence_until is not None and (now or utcnow()) < self.silence_until
+
+
+@dataclass
+class ExecutionRecord:
+    """One row of execution history."""
+
+    alert_name: str
+    executed_at: datetime
+    execution_duration_ms: float
+    status: str  # 'success', 'failure', 'error' (and 'running' while claimed)
+    actual_value: float | None = None
+    threshold: float | None = None
+    query: str | None = None
+    error_message: str | None = None
+    triggered_by: str = "MANUAL"
+    notification_sent: bool = False
+    notification_error: str | None = None
+    context_data: dict[str, Any] | None = None
+    id: int | None = None
+    scheduled_for: datetime | None = None
+    finished_at: datetime | None = None
+    result_status: str | None = None  # ALERT / OK as the query said it
+    notifications: list[DeliveryOutcome] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class AlertEvent:
+    """Everything a channel needs to render one notification. Holds no secret by construction."""
+
+    event: str  # firing | resolved | error
+    alert_name: str
+    status: str  # ALERT | OK | ERROR
+    description: str | None = None
+    actual_value: Any = None
+    threshold: Any = None
+    context: dict[str, Any] = field(default_factory=dict)
+    executed_at: datetime | None = None
+    scheduled_for: datetime | None = None
+    execution_id: int | None = None
+    notification_id: int | None = None  # the outbox id: the idempotency key of a delivery
+    triggered_by: str = "MANUAL"
+    error: str | None = None
+    labels: dict[str, str] = field(default_factory=dict)
