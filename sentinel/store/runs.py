@@ -1,0 +1,179 @@
+"""Claiming a run and recording its outcome: the two writes every execution makes.
+
+A run is claimed by inserting its execution row keyed by ``(alert_name, scheduled_for)``, so a
+duplicate message for the same cron slot finds the row and stops. Its outcome is applied in one
+transaction that locks the alert's state row, decides, updates the state, finishes the execution
+row and queues the notifications (the outbox): all of it commits, or none of it does.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, replace
+from datetime import datetime, timedelta
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Engine
+
+from sentinel.models import ALERT, ERROR, QueryResult
+from sentinel.rules import AlertRules, Transition, decide
+from sentinel.serialization import to_jsonable, to_number
+from sentinel.store.engine import inserted_id, lock_clause, write_transaction
+from sentinel.store.outbox import insert_notifications
+from sentinel.store.state import lock_state, save_state
+from sentinel.store.tables import executions
+
+RUNNING = "running"
+
+# Statements built once and executed with parameters, so SQLAlchemy compiles each only once.
+_INSERT_EXECUTION = executions.insert()
+# Finishing is fenced: it only matches while the row is still this claim's (same claimed_at).
+_FINISH = executions.update().where(
+    executions.c.id == sa.bindparam("b_id"),
+    executions.c.status == RUNNING,
+    executions.c.claimed_at == sa.bindparam("b_claimed_at"),
+)
+EXECUTION_STATUS = {"OK": "success", ALERT: "failure", ERROR: "error"}
+
+
+@dataclass(frozen=True)
+class Claim:
+    """The right to run one ``(alert, slot)``; only its holder may record the outcome."""
+
+    execution_id: int
+    alert_name: str
+    scheduled_for: datetime | None
+    triggered_by: str
+    claimed_at: datetime
+    worker_id: str | None
+    took_over: bool = False
+
+
+@dataclass(frozen=True)
+class RunOutcome:
+    """What running the query produced: ALERT, OK or ERROR, with the result or the reason."""
+
+    outcome: str
+    query_result: QueryResult | None
+    error: str | None
+    duration_ms: float
+    finished_at: datetime
+
+
+@dataclass(frozen=True)
+class AppliedRun:
+    transition: Transition
+    status: str  # success | failure | error
+    outbox: list[tuple[int, str]]  # (outbox id, channel) queued by this run
+
+
+def claim_run(
+    engine: Engine,
+    *,
+    alert_name: str,
+    query: str,
+    triggered_by: str,
+    scheduled_for: datetime | None,
+    worker_id: str | None,
+    now: datetime,
+    stale_after: float,
+) -> Claim | None:
+    """Claim a run; ``None`` when the slot was already run, or is running on a live worker."""
+    values = {
+        "alert_name": alert_name,
+        "scheduled_for": scheduled_for,
+        "triggered_by": triggered_by,
+        "status": RUNNING,
+        "claimed_at": now,
+        "worker_id": worker_id,
+        "executed_at": now,
+        "query": query,
+    }
+    try:
+        with write_transaction(engine) as conn:
+            inserted = conn.execute(_INSERT_EXECUTION, values)
+            execution_id = inserted_id(inserted)
+        return Claim(execution_id, alert_name, scheduled_for, triggered_by, now, worker_id)
+    except sa.exc.IntegrityError:
+        if scheduled_for is None:
+            raise
+    with write_transaction(engine) as conn:
+        query_row = sa.select(executions.c.id, executions.c.status, executions.c.claimed_at).where(
+            executions.c.alert_name == alert_name, executions.c.scheduled_for == scheduled_for
+        )
+        if lock_clause(conn):
+            query_row = query_row.with_for_update()
+        row = conn.execute(query_row).first()
+        if row is None or row.status != RUNNING:
+            return None
+        if row.claimed_at > now - timedelta(seconds=stale_after):
+            return None
+        # The worker that claimed this slot died: take the run over, fencing the old claim out.
+        conn.execute(
+            executions.update()
+            .where(executions.c.id == row.id)
+            .values(claimed_at=now, executed_at=now, worker_id=worker_id)
+        )
+    return Claim(
+        int(row.id), alert_name, scheduled_for, triggered_by, now, worker_id, took_over=True
+    )
+
+
+def apply_outcome(
+    engine: Engine,
+    claim: Claim,
+    run: RunOutcome,
+    rules: AlertRules,
+    channels: Sequence[str],
+    payload: dict[str, Any],
+) -> AppliedRun | None:
+    """Record the outcome under the state row lock; ``None`` if the claim was taken over."""
+    now = run.finished_at
+    with write_transaction(engine) as conn:
+        # The fenced update comes first: it both proves the claim is still ours and locks the
+        # execution row, always before the state row (one lock order everywhere).
+        status = EXECUTION_STATUS[run.outcome]
+        result = run.query_result
+        finished = conn.execute(
+            _FINISH,
+            {
+                "b_id": claim.execution_id,
+                "b_claimed_at": claim.claimed_at,
+                "status": status,
+                "finished_at": now,
+                "execution_duration_ms": run.duration_ms,
+                "result_status": result.status if result else None,
+                "actual_value": to_number(result.actual_value) if result else None,
+                "threshold": to_number(result.threshold) if result else None,
+                "context_data": _context_data(result),
+                "error_message": run.error,
+            },
+        )
+        if finished.rowcount != 1:
+            return None  # taken over by another worker after this one was presumed dead
+        current = lock_state(conn, claim.alert_name, now)
+        transition = decide(current, run.outcome, rules, now)
+        new_state = replace(transition.state, last_execution_id=claim.execution_id)
+        if run.outcome == ERROR:
+            new_state.last_error = run.error
+        save_state(conn, new_state)
+        outbox: list[tuple[int, str]] = []
+        if transition.notify and transition.event and channels:
+            ids = insert_notifications(
+                conn, claim.execution_id, claim.alert_name, channels, transition.event, payload, now
+            )
+            outbox = list(zip(ids, channels, strict=True))
+    return AppliedRun(replace(transition, state=new_state), status, outbox)
+
+
+def _context_data(result: QueryResult | None) -> dict[str, Any] | None:
+    if result is None:
+        return None
+    data: dict[str, Any] = to_jsonable(result.context)
+    # Values that are not numbers cannot live in the numeric columns; keep them here instead.
+    for key in ("actual_value", "threshold"):
+        value = getattr(result, key)
+        if value is not None and to_number(value) is None:
+            data[key] = to_jsonable(value)
+    return data

@@ -1,0 +1,101 @@
+"""Creating and upgrading the state tables with the Alembic migrations shipped in the package.
+
+Every command that touches state calls :func:`ensure_schema`; when the database is already at the
+head revision that costs one tiny query, and Alembic (slow to import) is only loaded to upgrade.
+"""
+
+from __future__ import annotations
+
+import threading
+import weakref
+from pathlib import Path
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection, Engine
+
+from sentinel.errors import StateStoreError
+from sentinel.store.engine import describe_db_error, write_transaction
+from sentinel.store.tables import VERSION_TABLE, metadata
+
+#: The newest migration in ``migrations/versions``; a test checks it matches Alembic's head.
+HEAD_REVISION = "0001"
+MIGRATIONS = Path(__file__).parent / "migrations"
+
+_ready: weakref.WeakSet[Engine] = weakref.WeakSet()
+_ready_lock = threading.Lock()
+# Any integer: the key of the PostgreSQL advisory lock that serialises concurrent migrators.
+_PG_MIGRATION_LOCK = 0x5E17_1E1
+
+
+def current_revision(conn: Connection) -> str | None:
+    if not sa.inspect(conn).has_table(VERSION_TABLE):
+        return None
+    return conn.execute(sa.text(f"SELECT version_num FROM {VERSION_TABLE}")).scalar()
+
+
+def upgrade(engine: Engine) -> str:
+    """Run every pending migration; returns the revision the database is now at."""
+    from alembic import command
+    from alembic.config import Config
+
+    try:
+        with write_transaction(engine) as conn:
+            if conn.dialect.name == "postgresql":
+                conn.execute(sa.text("SELECT pg_advisory_xact_lock(:k)"), {"k": _PG_MIGRATION_LOCK})
+            cfg = Config()
+            cfg.set_main_option("script_location", str(MIGRATIONS))
+            cfg.attributes["connection"] = conn
+            command.upgrade(cfg, "head")
+            revision = current_revision(conn)
+    except sa.exc.SQLAlchemyError as exc:
+        raise StateStoreError(describe_db_error(exc)) from None
+    with _ready_lock:
+        _ready.add(engine)
+    return revision or HEAD_REVISION
+
+
+def ensure_schema(engine: Engine) -> None:
+    """Make sure the state tables exist at the head revision (cheap once per engine)."""
+    if engine in _ready:
+        return
+    try:
+        with engine.connect() as conn:
+            at_head = current_revision(conn) == HEAD_REVISION
+    except sa.exc.SQLAlchemyError as exc:
+        raise StateStoreError(describe_db_error(exc)) from None
+    if at_head:
+        with _ready_lock:
+            _ready.add(engine)
+        return
+    upgrade(engine)
+
+
+def schema_exists(engine: Engine) -> bool:
+    try:
+        with engine.connect() as conn:
+            return current_revision(conn) is not None
+    except sa.exc.SQLAlchemyError as exc:
+        raise StateStoreError(describe_db_error(exc)) from None
+
+
+class SchemaManager:
+    """The spec's schema API (section 4.5), on top of the migrations."""
+
+    def __init__(self, engine: Engine):
+        self.engine = engine
+
+    def create_schema(self) -> None:
+        upgrade(self.engine)
+
+    def initialize_schema(self) -> None:
+        ensure_schema(self.engine)
+
+    def schema_exists(self) -> bool:
+        return schema_exists(self.engine)
+
+    def drop_schema(self) -> None:
+        with write_transaction(self.engine) as conn:
+            metadata.drop_all(conn)
+            conn.execute(sa.text(f"DROP TABLE IF EXISTS {VERSION_TABLE}"))
+        with _ready_lock:
+            _ready.discard(self.engine)

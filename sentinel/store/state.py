@@ -1,0 +1,122 @@
+"""Reading and writing ``sqlsentinel_state``: one row per alert, locked while a run changes it."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import fields
+from datetime import datetime
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.dialects import mysql, postgresql, sqlite
+from sqlalchemy.engine import Connection, Engine
+
+from sentinel.models import AlertState, utcnow
+from sentinel.store.engine import lock_clause, read_transaction, write_transaction
+from sentinel.store.schema import ensure_schema
+from sentinel.store.tables import state as state_table
+
+_COLUMNS = [f.name for f in fields(AlertState)]
+_STORED = [name for name in _COLUMNS if name != "alert_name" and name in state_table.c]
+
+
+def row_to_state(row: Any) -> AlertState:
+    mapping = row._mapping
+    return AlertState(**{name: mapping[name] for name in _COLUMNS if name in mapping})
+
+
+_SELECT_STATE = sa.select(state_table).where(state_table.c.alert_name == sa.bindparam("b_name"))
+_SELECT_STATE_FOR_UPDATE = _SELECT_STATE.with_for_update()
+_UPDATE_STATE = state_table.update().where(state_table.c.alert_name == sa.bindparam("b_name"))
+_INSERT_IGNORE: dict[str, Any] = {
+    "postgresql": postgresql.insert(state_table).on_conflict_do_nothing(),
+    "sqlite": sqlite.insert(state_table).on_conflict_do_nothing(),
+    "mysql": mysql.insert(state_table).prefix_with("IGNORE"),
+    "mariadb": mysql.insert(state_table).prefix_with("IGNORE"),
+}
+
+
+def ensure_state_row(conn: Connection, alert_name: str, now: datetime) -> None:
+    """Insert the alert's state row if it is missing, without failing when another worker races."""
+    values = {"alert_name": alert_name, "created_at": now, "updated_at": now}
+    stmt = _INSERT_IGNORE.get(conn.dialect.name)
+    if stmt is not None:
+        conn.execute(stmt, values)
+        return
+    try:
+        with conn.begin_nested():
+            conn.execute(state_table.insert(), values)
+    except sa.exc.IntegrityError:
+        pass  # another worker created it first
+
+
+def lock_state(conn: Connection, alert_name: str, now: datetime) -> AlertState:
+    """The alert's state, locked until the transaction ends (created if it did not exist)."""
+    query = _SELECT_STATE_FOR_UPDATE if lock_clause(conn) else _SELECT_STATE
+    row = conn.execute(query, {"b_name": alert_name}).first()
+    if row is None:
+        ensure_state_row(conn, alert_name, now)
+        row = conn.execute(query, {"b_name": alert_name}).one()
+    return row_to_state(row)
+
+
+def save_state(conn: Connection, new: AlertState) -> None:
+    values = {name: getattr(new, name) for name in _STORED}
+    conn.execute(_UPDATE_STATE, {"b_name": new.alert_name, **values})
+
+
+def load_states(conn: Connection, names: list[str] | None = None) -> dict[str, AlertState]:
+    query = sa.select(state_table)
+    if names is not None:
+        query = query.where(state_table.c.alert_name.in_(names))
+    return {row.alert_name: row_to_state(row) for row in conn.execute(query)}
+
+
+class StateManager:
+    """Alert state in the state database (the spec's section 4.2)."""
+
+    def __init__(self, engine: Engine, clock: Callable[[], datetime] = utcnow):
+        self.engine = engine
+        self.clock = clock
+
+    def get_state(self, alert_name: str) -> AlertState:
+        """The stored state, or a fresh one for an alert that never ran (nothing is written)."""
+        ensure_schema(self.engine)
+        with read_transaction(self.engine) as conn:
+            found = load_states(conn, [alert_name]).get(alert_name)
+        return found or AlertState(alert_name=alert_name)
+
+    def get_states(self) -> dict[str, AlertState]:
+        ensure_schema(self.engine)
+        with read_transaction(self.engine) as conn:
+            return load_states(conn)
+
+    def update_state(
+        self, state: AlertState, new_status: str, min_interval_seconds: float = 0
+    ) -> None:
+        """Apply an outcome to the stored state under its row lock (``state`` supplies the name)."""
+        from sentinel.rules import AlertRules, decide
+
+        ensure_schema(self.engine)
+        now = self.clock()
+        with write_transaction(self.engine) as conn:
+            current = lock_state(conn, state.alert_name, now)
+            transition = decide(current, new_status, AlertRules(min_interval_seconds), now)
+            save_state(conn, transition.state)
+
+    def silence_alert(self, alert_name: str, until: datetime) -> None:
+        self._set_silence(alert_name, until)
+
+    def unsilence_alert(self, alert_name: str) -> None:
+        self._set_silence(alert_name, None)
+
+    def _set_silence(self, alert_name: str, until: datetime | None) -> None:
+        ensure_schema(self.engine)
+        now = self.clock()
+        with write_transaction(self.engine) as conn:
+            lock_state(conn, alert_name, now)
+            conn.execute(
+                state_table.update()
+                .where(state_table.c.alert_name == alert_name)
+                .values(silence_until=until, updated_at=now)
+            )
