@@ -1,0 +1,122 @@
+"""Sending one outbox row: lease it, send it through its channel, record the outcome.
+
+The same function serves the one-process ``run`` (right after the commit), a later ``run`` that
+retries rows still pending, and the fleet's notification actor.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Mapping
+from dataclasses import fields
+from datetime import datetime
+from typing import TYPE_CHECKING, Any
+
+from sqlalchemy.engine import Engine
+
+from sentinel.errors import NotificationError
+from sentinel.models import AlertEvent, DeliveryOutcome, utcnow
+from sentinel.redact import redact
+from sentinel.store import outbox
+
+if TYPE_CHECKING:
+    from sentinel.config import AlertConfig, NotificationConfig
+    from sentinel.notifications import NotificationFactory
+
+log = logging.getLogger("sentinel.delivery")
+_EVENT_FIELDS = {f.name for f in fields(AlertEvent)}
+
+
+def event_payload(event: AlertEvent) -> dict[str, Any]:
+    """An event as stored in the outbox: JSON-safe, and without the per-row id and event name."""
+    from sentinel.serialization import to_jsonable
+
+    data = {f: getattr(event, f) for f in _EVENT_FIELDS if f not in ("notification_id", "event")}
+    return dict(to_jsonable(data))
+
+
+def event_from_row(row: outbox.OutboxRow) -> AlertEvent:
+    data = {k: v for k, v in row.payload.items() if k in _EVENT_FIELDS}
+    for key in ("executed_at", "scheduled_for"):
+        if isinstance(data.get(key), str):
+            data[key] = datetime.fromisoformat(data[key])
+    data.update(event=row.event, notification_id=row.id)
+    return AlertEvent(**data)
+
+
+class Deliverer:
+    """Delivers outbox rows with the services of one :class:`NotificationFactory`."""
+
+    def __init__(
+        self, engine: Engine, factory: NotificationFactory, clock: Callable[[], datetime] = utcnow
+    ):
+        self.engine = engine
+        self.factory = factory
+        self.clock = clock
+
+    def deliver(self, outbox_id: int, alerts: Mapping[str, AlertConfig]) -> DeliveryOutcome | None:
+        """Send one row if it is due; ``None`` when another notifier has it or it is done."""
+        row = outbox.lease(self.engine, outbox_id, self.clock())
+        if row is None:
+            return None
+        alert = alerts.get(row.alert_name)
+        target = _target(alert, row)
+        if alert is None or target is None:
+            return outbox.complete(
+                self.engine,
+                row,
+                self.clock(),
+                attempts=0,
+                error="the alert or its channel is no longer in the configuration",
+            )
+        try:
+            service = self.factory.create_service(row.channel)
+            service.deliver(event_from_row(row), target, alert)
+        except NotificationError as exc:
+            attempts = int(getattr(exc, "attempts", 1) or 1)
+            outcome = outbox.complete(
+                self.engine,
+                row,
+                self.clock(),
+                attempts=attempts,
+                error=redact(exc),
+                retryable=exc.retryable,
+            )
+        except Exception as exc:  # a bug in a channel must not lose the notification
+            log.exception("unexpected error delivering notification %s", row.id)
+            outcome = outbox.complete(
+                self.engine,
+                row,
+                self.clock(),
+                attempts=1,
+                error=redact(f"{type(exc).__name__}: {exc}"),
+                retryable=True,
+            )
+        else:
+            outcome = outbox.complete(self.engine, row, self.clock(), attempts=1)
+        log.info(
+            "notification id=%s alert=%s channel=%s event=%s status=%s%s",
+            row.id,
+            row.alert_name,
+            row.channel,
+            row.event,
+            outcome.status,
+            f" error={outcome.error}" if outcome.error else "",
+        )
+        return outcome
+
+    def deliver_due(self, alerts: Mapping[str, AlertConfig]) -> list[DeliveryOutcome]:
+        """Retry every row that is due now (pending after a failed round, or abandoned)."""
+        results = []
+        for outbox_id in outbox.due(self.engine, self.clock()):
+            outcome = self.deliver(outbox_id, alerts)
+            if outcome is not None:
+                results.append(outcome)
+        return results
+
+
+def _target(alert: AlertConfig | None, row: outbox.OutboxRow) -> NotificationConfig | None:
+    if alert is None or row.channel_index >= len(alert.notify):
+        return None
+    target = alert.notify[row.channel_index]
+    return target if target.channel == row.channel else None
