@@ -1,0 +1,260 @@
+"""The ``sqlsentinel`` command: parse arguments, call the library, print. No logic of its own.
+
+Start-up time matters (people run ``--help`` and cron runs ``run`` every minute), so this module
+imports only click at import time; each command imports what it uses.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any
+
+import click
+
+from sentinel import __version__
+from sentinel.errors import SQLSentinelError, UsageError, ValidationError
+
+if TYPE_CHECKING:
+    from sentinel.service import SentinelService
+
+EXIT_OK, EXIT_ALERT, EXIT_USAGE = 0, 1, 2
+
+
+class SentinelGroup(click.Group):
+    """Turns every Sentinel error into one line on stderr and the error's exit code."""
+
+    def invoke(self, ctx: click.Context) -> Any:
+        from sentinel.redact import redact
+
+        try:
+            return super().invoke(ctx)
+        except ValidationError as exc:
+            for issue in exc.issues:
+                click.echo(f"error: {redact(issue)}", err=True)
+            ctx.exit(exc.exit_code)
+        except SQLSentinelError as exc:
+            click.echo(f"error: {redact(exc)}", err=True)
+            ctx.exit(exc.exit_code)
+        except (click.exceptions.Exit, click.ClickException, click.Abort):
+            raise
+        except KeyboardInterrupt:
+            click.echo("interrupted", err=True)
+            ctx.exit(130)
+        except Exception as exc:
+            if os.environ.get("SENTINEL_DEBUG"):
+                raise
+            first = (str(exc).strip().splitlines() or [""])[0]
+            click.echo(f"error: unexpected {type(exc).__name__}: {redact(first)}", err=True)
+            ctx.exit(EXIT_ALERT)
+
+
+state_db_option = click.option(
+    "--state-db",
+    "state_db",
+    envvar="STATE_DB_URL",
+    metavar="URL",
+    help="State database URL (default: $STATE_DB_URL, then the config's database.url).",
+)
+json_option = click.option("--json", "as_json", is_flag=True, help="Print machine-readable JSON.")
+config_argument = click.argument("config", type=click.Path(dir_okay=False))
+
+
+@click.group(cls=SentinelGroup, context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="sqlsentinel")
+@click.option("-v", "--verbose", count=True, help="Log more (-v info, -vv debug).")
+def cli(verbose: int) -> None:
+    """SQL Sentinel: alerts are SQL queries that return status 'ALERT' or 'OK'."""
+    from sentinel.logs import configure_logging
+
+    configure_logging(("WARNING", "INFO", "DEBUG")[min(verbose, 2)])
+
+
+def _service(config: str, state_db: str | None = None, warn: bool = False) -> SentinelService:
+    """Load the config; ``warn`` says aloud which channels cannot send (validate and run)."""
+    from sentinel.service import SentinelService
+
+    service = SentinelService.from_file(config, state_db)
+    if warn:
+        for warning in service.channel_warnings():
+            click.echo(str(warning), err=True)
+    return service
+
+
+@cli.command()
+@click.option("--state-db", "state_db", envvar="STATE_DB_URL", metavar="URL", required=True)
+def init(state_db: str) -> None:
+    """Create or upgrade the state tables."""
+    from sentinel.redact import safe_url
+    from sentinel.store import create_state_engine
+    from sentinel.store.schema import upgrade
+
+    engine = create_state_engine(state_db)
+    try:
+        revision = upgrade(engine)
+    finally:
+        engine.dispose()
+    click.echo(f"state database ready at {safe_url(state_db)} (schema revision {revision})")
+
+
+@cli.command()
+@config_argument
+def validate(config: str) -> None:
+    """Check a config file: every problem is reported at once."""
+    from sentinel.redact import safe_url
+
+    service = _service(config, warn=True)
+    cfg = service.config
+    enabled = sum(1 for a in cfg.alerts if a.enabled)
+    click.echo(
+        f"{config}: {len(cfg.alerts)} alerts valid ({enabled} enabled), "
+        f"database {safe_url(cfg.database.url)}"
+    )
+
+
+@cli.command()
+@config_argument
+@click.option("--alert", "alert_name", metavar="NAME", help="Run only this alert.")
+@click.option("--dry-run", is_flag=True, help="Run the queries; write and send nothing.")
+@state_db_option
+@json_option
+def run(
+    config: str, alert_name: str | None, dry_run: bool, state_db: str | None, as_json: bool
+) -> None:
+    """Run alerts now, in this process. Exits 1 if any alert fired or errored."""
+    from sentinel import report
+
+    service = _service(config, state_db, warn=True)
+    try:
+        results = service.run(alert_name, dry_run=dry_run)
+    finally:
+        service.close()
+    if as_json:
+        click.echo(report.to_json([r.model_dump(mode="json") for r in results]))
+    else:
+        click.echo(report.run_results(results))
+        click.echo(report.run_summary(results))
+    fired = any(r.status in ("failure", "error") for r in results if not r.duplicate)
+    sys.exit(EXIT_ALERT if fired else EXIT_OK)
+
+
+@cli.command()
+@config_argument
+@click.option("--alert", "alert_name", metavar="NAME", help="Only this alert.")
+@click.option("--limit", default=10, show_default=True, type=click.IntRange(1, 100_000))
+@state_db_option
+@json_option
+def history(
+    config: str, alert_name: str | None, limit: int, state_db: str | None, as_json: bool
+) -> None:
+    """Show recent executions, their notifications, and statistics."""
+    from dataclasses import asdict
+
+    from sentinel import report
+
+    service = _service(config, state_db)
+    try:
+        records, stats = service.history(alert_name, limit)
+    finally:
+        service.close()
+    if as_json:
+        click.echo(
+            report.to_json({"executions": [asdict(r) for r in records], "statistics": stats})
+        )
+        return
+    click.echo(report.history_rows(records) if records else "no executions recorded yet")
+    click.echo("")
+    click.echo(report.statistics(stats))
+
+
+@cli.command()
+@config_argument
+@state_db_option
+@json_option
+def status(config: str, state_db: str | None, as_json: bool) -> None:
+    """Show each alert's current state, last run and next run."""
+    from dataclasses import asdict
+
+    from sentinel import report
+
+    service = _service(config, state_db)
+    try:
+        rows = service.status()
+    finally:
+        service.close()
+    if as_json:
+        click.echo(
+            report.to_json(
+                [
+                    {
+                        "alert": r.alert.name,
+                        "enabled": r.alert.enabled,
+                        "state": asdict(r.state),
+                        "next_run": r.next_run,
+                        "last_run": asdict(r.last_run) if r.last_run else None,
+                    }
+                    for r in rows
+                ]
+            )
+        )
+        return
+    click.echo(report.status_rows(rows, service.clock()))
+
+
+@cli.command()
+@config_argument
+@click.argument("name")
+@click.option("--for", "duration", metavar="DURATION", help="How long, e.g. 30m, 4h, 2d.")
+@click.option("--until", "until", metavar="TIME", help="ISO 8601 end time (no offset means UTC).")
+@state_db_option
+def silence(
+    config: str, name: str, duration: str | None, until: str | None, state_db: str | None
+) -> None:
+    """Silence an alert: no notifications until the silence ends."""
+    from sentinel.durations import parse_duration
+    from sentinel.models import utcnow
+
+    if (duration is None) == (until is None):
+        raise UsageError("give exactly one of --for DURATION or --until TIME")
+    if duration is not None:
+        try:
+            end = utcnow() + parse_duration(duration)
+        except ValueError as exc:
+            raise UsageError(f"--for: {exc}") from None
+    else:
+        end = _parse_time(str(until))
+    service = _service(config, state_db)
+    try:
+        service.silence(name, end)
+    finally:
+        service.close()
+    click.echo(f"silenced {name} until {end:%Y-%m-%d %H:%M:%S} UTC")
+
+
+@cli.command()
+@config_argument
+@click.argument("name")
+@state_db_option
+def unsilence(config: str, name: str, state_db: str | None) -> None:
+    """Remove an alert's silence."""
+    service = _service(config, state_db)
+    try:
+        service.unsilence(name)
+    finally:
+        service.close()
+    click.echo(f"unsilenced {name}")
+
+
+def _parse_time(text: str) -> datetime:
+    try:
+        moment = datetime.fromisoformat(text)
+    except ValueError:
+        raise UsageError(f"--until: not an ISO 8601 time: '{text}'") from None
+    if moment.tzinfo is not None:
+        moment = moment.astimezone(UTC).replace(tzinfo=None)
+    return moment
+
+
+def main() -> None:
+    cli(prog_name="sqlsentinel")

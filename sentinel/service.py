@@ -1,0 +1,210 @@
+"""A configured SQL Sentinel: the config, its databases and the executor, wired once.
+
+The CLI (and later the API and the workers) call this instead of assembling engines, adapters and
+executors themselves, so every entry point resolves the state database and builds the pieces the
+same way.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime
+from typing import TYPE_CHECKING, Any
+
+from sentinel.config import AlertConfig, SentinelConfig, load_config
+from sentinel.errors import Issue, UsageError
+from sentinel.models import AlertState, ExecutionRecord, ExecutionResult, utcnow
+
+if TYPE_CHECKING:
+    from sqlalchemy.engine import Engine
+
+    from sentinel.database import DatabaseAdapter
+    from sentinel.executor import AlertExecutor
+    from sentinel.notifications import NotificationFactory
+
+
+def resolve_state_url(explicit: str | None, config: SentinelConfig | None) -> str:
+    """``--state-db``, then ``STATE_DB_URL``, then the config's own database."""
+    url = explicit or os.environ.get("STATE_DB_URL")
+    if url:
+        return url
+    if config is None:
+        raise UsageError("no state database: pass --state-db URL or set STATE_DB_URL")
+    return config.database.url
+
+
+@dataclass
+class AlertStatus:
+    """What ``status`` shows for one alert."""
+
+    alert: AlertConfig
+    state: AlertState
+    next_run: datetime | None
+    last_run: ExecutionRecord | None
+
+
+class SentinelService:
+    """Everything a command needs, built lazily from one config file."""
+
+    def __init__(
+        self,
+        config: SentinelConfig,
+        state_db_url: str | None = None,
+        *,
+        clock: Callable[[], datetime] = utcnow,
+        notification_factory: NotificationFactory | None = None,
+    ):
+        self.config = config
+        self.state_db_url = resolve_state_url(state_db_url, config)
+        self.clock = clock
+        self._factory = notification_factory
+        self._state_engine: Engine | None = None
+        self._adapter: DatabaseAdapter | None = None
+
+    @classmethod
+    def from_file(
+        cls, path: str, state_db_url: str | None = None, **kwargs: Any
+    ) -> SentinelService:
+        return cls(load_config(path), state_db_url, **kwargs)
+
+    # -- the pieces -------------------------------------------------------------------------
+    @property
+    def state_engine(self) -> Engine:
+        if self._state_engine is None:
+            from sentinel.store import create_state_engine
+
+            self._state_engine = create_state_engine(self.state_db_url)
+        return self._state_engine
+
+    @property
+    def adapter(self) -> DatabaseAdapter:
+        if self._adapter is None:
+            from sentinel.database import DatabaseAdapter, create_data_engine
+
+            db = self.config.database
+            engine = create_data_engine(db.url, timeout=db.timeout, pool_size=db.pool_size)
+            self._adapter = DatabaseAdapter(engine, timeout=db.timeout)
+        return self._adapter
+
+    @property
+    def notification_factory(self) -> NotificationFactory:
+        if self._factory is None:
+            from sentinel.notifications import NotificationFactory
+
+            self._factory = NotificationFactory()
+        return self._factory
+
+    def executor(self, dry_run: bool = False) -> AlertExecutor:
+        from sentinel.executor import AlertExecutor
+
+        engine = self._read_only_state_engine() if dry_run else self.state_engine
+        return AlertExecutor(engine, self.notification_factory, clock=self.clock)
+
+    def _read_only_state_engine(self) -> Engine | None:
+        """For dry runs: the existing state, opened so that nothing can be created or written."""
+        from sentinel.store.engine import create_state_engine
+
+        return create_state_engine(self.state_db_url, read_only=True)
+
+    def channel_warnings(self) -> list[Issue]:
+        """Channels in use that cannot send (email with no SMTP host): said, never skipped."""
+        users: dict[str, list[str]] = {}
+        for alert in self.config.alerts:
+            for target in alert.notify:
+                users.setdefault(target.channel, []).append(alert.name)
+        warnings = []
+        for channel, names in users.items():
+            missing = self.notification_factory.missing_settings(channel)
+            if missing:
+                used_by = ", ".join(sorted(set(names)))
+                message = f"{missing}; notifications of {used_by} will fail"
+                warnings.append(
+                    Issue(self.config.path, None, "notify", message, severity="warning")
+                )
+        return warnings
+
+    # -- commands ---------------------------------------------------------------------------
+    def select_alerts(self, name: str | None) -> list[AlertConfig]:
+        if name:
+            return [self.config.alert(name)]
+        return [a for a in self.config.alerts if a.enabled]
+
+    def run(
+        self, alert_name: str | None = None, dry_run: bool = False, triggered_by: str = "CLI"
+    ) -> list[ExecutionResult]:
+        alerts = self.select_alerts(alert_name)
+        executor = self.executor(dry_run)
+        if not dry_run:
+            self.remember_config()
+        results = [
+            executor.execute_alert(alert, self.adapter, triggered_by=triggered_by, dry_run=dry_run)
+            for alert in alerts
+        ]
+        if not dry_run:
+            executor.deliver_pending(self.config.alerts)
+        return results
+
+    def remember_config(self) -> None:
+        if self.config.path and self.config.raw_text is not None:
+            from sentinel.store.configs import remember_config
+            from sentinel.store.schema import ensure_schema
+
+            ensure_schema(self.state_engine)
+            remember_config(
+                self.state_engine,
+                os.path.abspath(self.config.path),
+                self.config.raw_text,
+                self.clock(),
+            )
+
+    def history(
+        self, alert_name: str | None = None, limit: int = 10
+    ) -> tuple[list[ExecutionRecord], dict[str, Any]]:
+        from sentinel.store import ExecutionHistory
+
+        if alert_name:
+            self.config.alert(alert_name)
+        history = ExecutionHistory(self.state_engine)
+        return history.get_recent_executions(alert_name, limit), history.get_statistics(alert_name)
+
+    def status(self) -> list[AlertStatus]:
+        from sentinel.schedule import next_run
+        from sentinel.store import ExecutionHistory, StateManager
+
+        states = StateManager(self.state_engine, self.clock).get_states()
+        history = ExecutionHistory(self.state_engine)
+        now = self.clock()
+        rows = []
+        for alert in self.config.alerts:
+            recent = history.get_recent_executions(alert.name, limit=1)
+            rows.append(
+                AlertStatus(
+                    alert=alert,
+                    state=states.get(alert.name) or AlertState(alert_name=alert.name),
+                    next_run=next_run(alert.schedule, alert.timezone, now)
+                    if alert.enabled
+                    else None,
+                    last_run=recent[0] if recent else None,
+                )
+            )
+        return rows
+
+    def silence(self, alert_name: str, until: datetime) -> None:
+        from sentinel.store import StateManager
+
+        self.config.alert(alert_name)
+        StateManager(self.state_engine, self.clock).silence_alert(alert_name, until)
+
+    def unsilence(self, alert_name: str) -> None:
+        from sentinel.store import StateManager
+
+        self.config.alert(alert_name)
+        StateManager(self.state_engine, self.clock).unsilence_alert(alert_name)
+
+    def close(self) -> None:
+        if self._state_engine is not None:
+            self._state_engine.dispose()
+        if self._adapter is not None:
+            self._adapter.dispose()

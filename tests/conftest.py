@@ -1,0 +1,4 @@
+"""Shared fixtures: real databases (tests/databases.py) and SMTP/HTTP servers (tests/servers.py)."""
+
+from tests.databases import *  # noqa: F403
+from tests.servers import *  # noqa: F403
