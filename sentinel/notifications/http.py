@@ -16,6 +16,8 @@ from functools import cache
 import httpx
 
 from sentinel.errors import NotificationError
+from sentinel.notifications.base import NotificationService
+from sentinel.notifications.retry import RetryPolicy
 from sentinel.redact import redact, safe_url
 
 _RETRYABLE_STATUS = frozenset({408, 425, 429})
@@ -90,3 +92,11 @@ def _check_status(response: httpx.Response, prefix: str, url: str) -> httpx.Resp
     retryable = status >= 500 or status in _RETRYABLE_STATUS
     retry_after = parse_retry_after(response.headers.get("Retry-After")) if retryable else None
     raise NotificationError(redact(message), retryable=retryable, retry_after=retry_after)
+
+
+class HTTPNotificationService(NotificationService):
+    """A channel that POSTs to an HTTP endpoint, each request bounded by ``timeout``."""
+
+    def __init__(self, timeout: float = 10.0, retry_policy: RetryPolicy | None = None) -> None:
+        super().__init__(retry_policy)
+        self.timeout = timeout

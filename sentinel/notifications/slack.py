@@ -11,10 +11,8 @@ from __future__ import annotations
 import json
 from typing import TYPE_CHECKING, Any, ClassVar
 
-from sentinel.notifications.base import NotificationService
-from sentinel.notifications.http import post, user_agent
+from sentinel.notifications.http import HTTPNotificationService, post, user_agent
 from sentinel.notifications.render import render_slack_text, slack_escape
-from sentinel.notifications.retry import RetryPolicy
 
 if TYPE_CHECKING:
     from sentinel.config import AlertConfig, NotificationConfig
@@ -65,14 +63,10 @@ def slack_blocks(event: AlertEvent, text: str) -> list[dict[str, Any]]:
     return blocks[:50]  # Slack's per-message block limit
 
 
-class SlackNotificationService(NotificationService):
+class SlackNotificationService(HTTPNotificationService):
     """Posts to a Slack incoming-webhook URL (``webhook_url`` of the notification)."""
 
     channel: ClassVar[str] = "slack"
-
-    def __init__(self, timeout: float = 10.0, retry_policy: RetryPolicy | None = None) -> None:
-        super().__init__(retry_policy)
-        self.timeout = timeout
 
     def _send_once(
         self, event: AlertEvent, config: NotificationConfig, alert: AlertConfig | None

@@ -24,10 +24,8 @@ import hmac
 import json
 from typing import TYPE_CHECKING, ClassVar
 
-from sentinel.notifications.base import NotificationService
-from sentinel.notifications.http import post, user_agent
+from sentinel.notifications.http import HTTPNotificationService, post, user_agent
 from sentinel.notifications.render import render_message, webhook_payload
-from sentinel.notifications.retry import RetryPolicy
 
 if TYPE_CHECKING:
     from sentinel.config import AlertConfig, NotificationConfig
@@ -53,14 +51,10 @@ def sign(body: bytes, secret: str) -> str:
     return f"sha256={digest}"
 
 
-class WebhookNotificationService(NotificationService):
+class WebhookNotificationService(HTTPNotificationService):
     """POSTs the alert event as JSON to the notification's ``webhook_url``."""
 
     channel: ClassVar[str] = "webhook"
-
-    def __init__(self, timeout: float = 10.0, retry_policy: RetryPolicy | None = None) -> None:
-        super().__init__(retry_policy)
-        self.timeout = timeout
 
     def _send_once(
         self, event: AlertEvent, config: NotificationConfig, alert: AlertConfig | None
