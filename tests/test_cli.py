@@ -13,7 +13,8 @@ import pytest
 import sqlalchemy as sa
 
 from tests.alerting import THRESHOLD_QUERY, make_data_db
-from tests.servers import HTTPTestServer
+from tests.databases import RUN_ID, DatabaseFactory
+from tests.servers import SMTP_PASSWORD, SMTP_USERNAME, HTTPTestServer, SMTPTestServer
 
 PASSWORD = "Sup3rS3cretPw"
 
@@ -238,3 +239,58 @@ def test_heroku_urls(tmp_path: Path, postgres_url: str, kind: str) -> None:
     cfg = config_file(tmp_path, heroku, [alert("fine", query="SELECT 'OK' AS status")])
     proc = sqlsentinel("run", cfg)
     assert proc.returncode == 0, proc.stderr
+
+
+def test_hundred_cli_runs_send_one_notification_per_channel(
+    tmp_path: Path, http_server: HTTPTestServer, smtp_server: SMTPTestServer
+) -> None:
+    """The real ``run`` command, 100 times in a row, on an alert that always says ALERT."""
+    from click.testing import CliRunner
+
+    from sentinel.cli import cli
+
+    data = make_data_db(tmp_path / "data.db", value=5)
+    channels = [
+        {"channel": "email", "recipients": ["oncall@example.com"]},
+        {"channel": "slack", "webhook_url": http_server.url_for("/slack")},
+        {"channel": "webhook", "webhook_url": http_server.url_for("/hook")},
+    ]
+    cfg = config_file(tmp_path, data, [alert(notify=channels)])
+    env = {
+        "STATE_DB_URL": f"sqlite:///{tmp_path / 'state.db'}",
+        "SMTP_HOST": smtp_server.host,
+        "SMTP_PORT": str(smtp_server.port),
+        "SMTP_USERNAME": SMTP_USERNAME,
+        "SMTP_PASSWORD": SMTP_PASSWORD,
+        "SMTP_USE_TLS": "false",
+    }
+    runner = CliRunner()
+    codes = [runner.invoke(cli, ["run", cfg], env=env).exit_code for _ in range(100)]
+    assert codes == [1] * 100
+    assert sorted(r.path for r in http_server.requests) == ["/hook", "/slack"]
+    assert len(smtp_server.messages) == 1
+    history = runner.invoke(cli, ["history", cfg, "--json", "--limit", "100"], env=env)
+    stats = json.loads(history.output)["statistics"]
+    assert stats["total_executions"] == 100 and stats["notifications_sent"] == 3
+
+
+def test_state_database_with_a_wrong_password(
+    tmp_path: Path, mariadb_databases: DatabaseFactory, mariadb_url: str
+) -> None:
+    user = f"sentinel_cli_{RUN_ID}"
+    with mariadb_databases.admin.connect() as conn:
+        conn.exec_driver_sql(f"CREATE USER '{user}'@'127.0.0.1' IDENTIFIED BY 'Right-Pw-123'")
+    try:
+        wrong = sa.make_url(mariadb_url).set(username=user, password=PASSWORD)
+        state = wrong.render_as_string(hide_password=False)
+        cfg = config_file(tmp_path, make_data_db(tmp_path / "data.db"), [alert()])
+        for args in (("run", cfg), ("history", cfg), ("status", cfg), ("init",)):
+            proc = sqlsentinel(*args, "--state-db", state)
+            assert proc.returncode == 1, (args, proc.stderr)
+            no_traceback(proc)
+            assert proc.stderr.startswith("error: ") and "Access denied" in proc.stderr
+            assert len(proc.stderr.strip().splitlines()) == 1
+            assert PASSWORD not in proc.stdout + proc.stderr
+    finally:
+        with mariadb_databases.admin.connect() as conn:
+            conn.exec_driver_sql(f"DROP USER IF EXISTS '{user}'@'127.0.0.1'")
