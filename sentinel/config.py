@@ -126,6 +126,10 @@ class AlertConfig(_Strict):
             raise ValueError(
                 f"invalid cron schedule '{v}' (five fields: min hour day month weekday)"
             )
+        try:  # croniter accepts dates that never come, like 30 February
+            croniter(v).get_next(float)
+        except (ValueError, KeyError):
+            raise ValueError(f"cron schedule '{v}' never fires") from None
         return v
 
     @field_validator("timezone")

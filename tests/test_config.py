@@ -67,6 +67,9 @@ alerts:
   - name: bad_cron
     query: SELECT 'OK' AS status
     schedule: "not a cron"
+  - name: never
+    query: SELECT 'OK' AS status
+    schedule: "0 0 30 2 *"
   - name: bad_tz
     query: SELECT 'OK' AS status
     schedule: "0 * * * *"
@@ -98,8 +101,10 @@ alerts:
         load_config(path)
     text_issues = [str(i) for i in info.value.issues]
     by_alert = {i.alert: i for i in info.value.issues}
+    assert "never fires" in by_alert["never"].message
     assert set(by_alert) == {
         "bad_cron",
+        "never",
         "bad_tz",
         "writes",
         "two_statements",
