@@ -222,7 +222,7 @@ def test_password_never_shown(tmp_path: Path, postgres_url: str) -> None:
 def test_init_is_idempotent(tmp_path: Path) -> None:
     url = f"sqlite:///{tmp_path / 'state.db'}"
     first = sqlsentinel("init", "--state-db", url)
-    assert first.returncode == 0 and "revision 0001" in first.stdout
+    assert first.returncode == 0 and "revision 0002" in first.stdout
     assert sqlsentinel("init", "--state-db", url).returncode == 0
     tables = sa.inspect(sa.create_engine(url)).get_table_names()
     assert {

@@ -85,6 +85,21 @@ class ExecutionHistory:
             record.notifications = notes.get(record.id or 0, [])
         return records
 
+    def for_messages(self, message_ids: list[str]) -> list[ExecutionRecord]:
+        """Finished executions that these broker messages asked for."""
+        ensure_schema(self.engine)
+        query = (
+            sa.select(executions)
+            .where(executions.c.message_id.in_(message_ids), executions.c.status != "running")
+            .order_by(executions.c.id)
+        )
+        with read_transaction(self.engine) as conn:
+            records = [_record(row) for row in conn.execute(query)]
+            notes = outcomes_for(conn, [r.id for r in records if r.id is not None])
+        for record in records:
+            record.notifications = notes.get(record.id or 0, [])
+        return records
+
     def get_statistics(self, alert_name: str | None = None) -> dict[str, Any]:
         """Totals, success rate (percent of runs that said OK) and durations of finished runs."""
         ensure_schema(self.engine)

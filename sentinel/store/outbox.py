@@ -166,17 +166,23 @@ def _mirror_on_execution(conn: Connection, execution_id: int) -> None:
     )
 
 
-def due(engine: Engine, now: datetime, limit: int = 1000) -> list[int]:
-    """Rows that should be (re)sent now: pending and due, or leased by a notifier that died."""
+def due(
+    engine: Engine, now: datetime, limit: int = 1000, untouched_since: datetime | None = None
+) -> list[int]:
+    """Rows that should be (re)sent now: pending and due, or leased by a notifier that died.
+
+    ``untouched_since`` leaves out pending rows changed after it: their message is most likely
+    still queued (the fleet's sweeper only re-enqueues rows that look stranded).
+    """
+    pending = sa.and_(outbox.c.status == PENDING, outbox.c.next_attempt_at <= now)
+    if untouched_since is not None:
+        # A row whose round failed has no message queued: it is due when its back-off ends.
+        queued = sa.and_(outbox.c.rounds == 0, outbox.c.updated_at > untouched_since)
+        pending = sa.and_(pending, sa.not_(queued))
     with read_transaction(engine) as conn:
         rows = conn.execute(
             sa.select(outbox.c.id)
-            .where(
-                sa.or_(
-                    sa.and_(outbox.c.status == PENDING, outbox.c.next_attempt_at <= now),
-                    sa.and_(outbox.c.status == SENDING, outbox.c.lease_until < now),
-                )
-            )
+            .where(sa.or_(pending, sa.and_(outbox.c.status == SENDING, outbox.c.lease_until < now)))
             .order_by(outbox.c.id)
             .limit(limit)
         ).all()

@@ -25,6 +25,7 @@ from sentinel.store.state import lock_state, save_state
 from sentinel.store.tables import executions
 
 RUNNING = "running"
+SKIPPED = "skipped"
 
 # Statements built once and executed with parameters, so SQLAlchemy compiles each only once.
 _INSERT_EXECUTION = executions.insert()
@@ -78,6 +79,7 @@ def claim_run(
     worker_id: str | None,
     now: datetime,
     stale_after: float,
+    message_id: str | None = None,
 ) -> Claim | None:
     """Claim a run; ``None`` when the slot was already run, or is running on a live worker."""
     values = {
@@ -89,6 +91,7 @@ def claim_run(
         "worker_id": worker_id,
         "executed_at": now,
         "query": query,
+        "message_id": message_id,
     }
     try:
         with write_transaction(engine) as conn:
@@ -177,3 +180,46 @@ def _context_data(result: QueryResult | None) -> dict[str, Any] | None:
         if value is not None and to_number(value) is None:
             data[key] = to_jsonable(value)
     return data
+
+
+def recorded_slots(
+    engine: Engine, runs: Sequence[tuple[str, datetime]], finished_only: bool = False
+) -> set[tuple[str, datetime]]:
+    """Which ``(alert, slot)`` pairs already have an execution row (finished, or also running)."""
+    slots = sorted({slot for _, slot in runs})
+    found: set[tuple[str, datetime]] = set()
+    for start in range(0, len(slots), 500):
+        chunk = slots[start : start + 500]
+        query = sa.select(executions.c.alert_name, executions.c.scheduled_for).where(
+            executions.c.scheduled_for.in_(chunk)
+        )
+        if finished_only:
+            query = query.where(executions.c.status != RUNNING)
+        with engine.connect() as conn:
+            found.update((row.alert_name, row.scheduled_for) for row in conn.execute(query))
+    return found
+
+
+def record_skipped(
+    engine: Engine, alert_name: str, scheduled_for: datetime, reason: str, now: datetime
+) -> bool:
+    """Record that a due slot was not run (and why); False if the slot already has a row."""
+    try:
+        with write_transaction(engine) as conn:
+            conn.execute(
+                _INSERT_EXECUTION,
+                {
+                    "alert_name": alert_name,
+                    "scheduled_for": scheduled_for,
+                    "triggered_by": "CRON",
+                    "status": SKIPPED,
+                    "claimed_at": now,
+                    "executed_at": now,
+                    "finished_at": now,
+                    "execution_duration_ms": 0.0,
+                    "error_message": reason,
+                },
+            )
+    except sa.exc.IntegrityError:
+        return False
+    return True

@@ -97,6 +97,8 @@ executions = sa.Table(
     sa.Column("error_message", sa.Text),
     sa.Column("notification_sent", sa.Boolean, nullable=False, server_default=sa.false()),
     sa.Column("notification_error", sa.Text),
+    # The broker message that asked for this run, if any (revision 0002).
+    sa.Column("message_id", sa.String(64), index=True),
     sa.UniqueConstraint("alert_name", "scheduled_for"),
     sa.Index(None, "alert_name", "id"),
     sa.Index(None, "status", "claimed_at"),
