@@ -1,0 +1,70 @@
+"""Which alert runs are due: a priority queue of schedules, each shared by all its alerts.
+
+The scheduler's cost per tick grows with the number of due runs, not with the number of alerts:
+the heap holds one entry per distinct ``(cron, timezone)``, and popping it yields every alert of
+that schedule at once.
+"""
+
+from __future__ import annotations
+
+import heapq
+import itertools
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from sentinel.config import AlertConfig
+from sentinel.schedule import Schedule, schedule_for
+
+
+@dataclass(frozen=True)
+class DueRun:
+    """One alert's run for one cron slot (naive UTC)."""
+
+    alert: AlertConfig
+    slot: datetime
+
+
+class DueRuns:
+    """The next fire time of every enabled alert, grouped by schedule."""
+
+    def __init__(self, alerts: Iterable[AlertConfig], now: datetime):
+        self.groups: dict[Schedule, list[AlertConfig]] = {}
+        for alert in alerts:
+            if alert.enabled:
+                self.groups.setdefault(schedule_for(alert.schedule, alert.timezone), []).append(
+                    alert
+                )
+        self._order = itertools.count()
+        self._heap: list[tuple[datetime, int, Schedule]] = [
+            (schedule.next_after(now), next(self._order), schedule) for schedule in self.groups
+        ]
+        heapq.heapify(self._heap)
+
+    def __len__(self) -> int:
+        return sum(len(alerts) for alerts in self.groups.values())
+
+    def next_fire(self) -> datetime | None:
+        return self._heap[0][0] if self._heap else None
+
+    def pop_due(self, now: datetime) -> list[DueRun]:
+        """Every run whose slot is at or before ``now``; each schedule moves to its next slot."""
+        due: list[DueRun] = []
+        while self._heap and self._heap[0][0] <= now:
+            slot, _, schedule = heapq.heappop(self._heap)
+            due.extend(DueRun(alert, slot) for alert in self.groups[schedule])
+            heapq.heappush(self._heap, (schedule.next_after(slot), next(self._order), schedule))
+        return due
+
+    def latest_slots(self, now: datetime, grace: timedelta) -> tuple[list[DueRun], list[DueRun]]:
+        """The latest slot of each alert at or before ``now``: within ``grace`` (to catch up, once
+        per alert however many ticks were missed) and older (too late: to be reported, not run)."""
+        recent: list[DueRun] = []
+        stale: list[DueRun] = []
+        for schedule, alerts in self.groups.items():
+            slot = schedule.previous_at_or_before(now)
+            if slot is None:
+                continue
+            target = recent if now - slot <= grace else stale
+            target.extend(DueRun(alert, slot) for alert in alerts)
+        return recent, stale
