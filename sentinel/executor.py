@@ -85,8 +85,12 @@ class AlertExecutor:
         triggered_by: str = "MANUAL",
         dry_run: bool = False,
         scheduled_for: datetime | None = None,
+        message_id: str | None = None,
     ) -> ExecutionResult:
-        """Run the alert once. ``dry_run`` runs the query but writes and sends nothing."""
+        """Run the alert once. ``dry_run`` runs the query but writes and sends nothing.
+
+        ``scheduled_for`` is the cron slot of a scheduled run: one slot is only ever run once.
+        """
         if dry_run:
             return self._dry_run(alert, db_adapter, triggered_by)
         engine = self._require_engine()
@@ -102,6 +106,7 @@ class AlertExecutor:
             worker_id=self.worker_id,
             now=now,
             stale_after=timeout + defaults.STALE_CLAIM_GRACE_SECONDS,
+            message_id=message_id,
         )
         if claim is None:
             return self._duplicate(alert, now, triggered_by, scheduled_for)
@@ -150,6 +155,12 @@ class AlertExecutor:
 
     def deliver_inline(self, outbox_id: int, alert: AlertConfig) -> DeliveryOutcome | None:
         return self._require_deliverer().deliver(outbox_id, {alert.name: alert})
+
+    def deliver_inline_by_id(
+        self, outbox_id: int, alerts: Iterable[AlertConfig]
+    ) -> DeliveryOutcome | None:
+        """Deliver one outbox row now (the fleet's notification actor)."""
+        return self._require_deliverer().deliver(outbox_id, {a.name: a for a in alerts})
 
     def deliver_pending(self, alerts: Iterable[AlertConfig]) -> list[DeliveryOutcome]:
         """Retry notifications left pending by earlier runs (an endpoint that was down)."""

@@ -12,6 +12,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, TypeVar
 
+from sentinel import defaults
 from sentinel.errors import NotificationError
 
 if TYPE_CHECKING:
@@ -29,9 +30,9 @@ class RetryPolicy:
     says how long to wait (HTTP 429/503 ``Retry-After``) is obeyed up to ``max_retry_after``.
     """
 
-    attempts: int = 4
-    initial_wait: float = 1.0
-    max_wait: float = 30.0
+    attempts: int = defaults.DELIVERY_ATTEMPTS
+    initial_wait: float = defaults.DELIVERY_INITIAL_WAIT_SECONDS
+    max_wait: float = defaults.DELIVERY_MAX_WAIT_SECONDS
     max_retry_after: float = 120.0
 
 

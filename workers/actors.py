@@ -1,0 +1,61 @@
+"""The two actors. Thin by design: each parses its message and calls into ``sentinel``."""
+
+from __future__ import annotations
+
+import logging
+from datetime import datetime
+
+import dramatiq
+from dramatiq.middleware import CurrentMessage
+
+from sentinel.config import AlertConfig
+from sentinel.fleet import namespace
+from sentinel.models import DeliveryOutcome
+from sentinel.redact import redact
+from workers import keys
+from workers.runtime import default_runtime
+
+log = logging.getLogger("workers.actors")
+NS = namespace()
+
+
+def _hand_off(outbox_id: int, alert: AlertConfig) -> DeliveryOutcome | None:
+    """After the state change committed: queue the delivery. If the broker is down the row stays
+    pending in the outbox and the scheduler's sweeper enqueues it later; nothing is lost."""
+    try:
+        deliver_notification.send(outbox_id)
+    except Exception as exc:
+        log.warning("notification %s left for the sweeper: %s", outbox_id, redact(exc))
+    return None
+
+
+runtime = default_runtime()
+runtime.dispatch = _hand_off
+
+
+@dramatiq.actor(actor_name="execute-alert", queue_name=keys.queue_name(NS, keys.ALERTS))
+def execute_alert(
+    alert_name: str, scheduled_for: str | None = None, triggered_by: str = "CRON"
+) -> None:
+    service, executor = runtime.current()
+    try:
+        alert = service.config.alert(alert_name)
+    except Exception:
+        log.error("alert %s is no longer in the configuration; message dropped", alert_name)
+        return
+    message = CurrentMessage.get_current_message()
+    executor.execute_alert(
+        alert,
+        service.adapter,
+        triggered_by=triggered_by,
+        scheduled_for=datetime.fromisoformat(scheduled_for) if scheduled_for else None,
+        message_id=message.message_id if message else None,
+    )
+
+
+@dramatiq.actor(
+    actor_name="deliver-notification", queue_name=keys.queue_name(NS, keys.NOTIFICATIONS)
+)
+def deliver_notification(outbox_id: int) -> None:
+    service, executor = runtime.current()
+    executor.deliver_inline_by_id(outbox_id, service.config.alerts)

@@ -1,0 +1,66 @@
+"""The fleet as the CLI sees it (the ``sqlsentinel.fleet`` entry point): enqueue, depths, clock."""
+
+from __future__ import annotations
+
+import threading
+from typing import Any
+
+import dramatiq
+
+from sentinel.fleet import namespace
+from workers import keys
+from workers.actors import execute_alert
+from workers.broker import queue_depths
+
+
+class DramatiqFleet:
+    def __init__(self) -> None:
+        self.broker = dramatiq.get_broker()
+        self.namespace = namespace()
+
+    def enqueue(self, config_path: str, alert_names: list[str], triggered_by: str) -> list[str]:
+        ids = []
+        for name in alert_names:
+            message = execute_alert.send_with_options(
+                kwargs={"alert_name": name, "triggered_by": triggered_by}
+            )
+            ids.append(message.message_id)
+        return ids
+
+    def queue_depths(self) -> dict[str, int]:
+        queues = [keys.queue_name(self.namespace, q) for q in (keys.ALERTS, keys.NOTIFICATIONS)]
+        return queue_depths(self.broker, queues)
+
+    def send_run(
+        self, alert_name: str, scheduled_for: str | None, triggered_by: str, options: dict[str, Any]
+    ) -> str:
+        message = execute_alert.send_with_options(
+            kwargs={
+                "alert_name": alert_name,
+                "scheduled_for": scheduled_for,
+                "triggered_by": triggered_by,
+            },
+            **options,
+        )
+        return str(message.message_id)
+
+    def run_scheduler(self, config_path: str, stop: threading.Event) -> None:
+        from workers.scheduler import FleetScheduler
+
+        client = getattr(self.broker, "client", None)
+        if client is None:
+            # With RabbitMQ as the broker, the lease and the idempotency keys still need Redis.
+            import os
+
+            import redis
+
+            from sentinel.fleet import broker_url
+
+            client = redis.Redis.from_url(os.environ.get("REDIS_URL") or broker_url() or "")
+        FleetScheduler(config_path, client, self.send_run, self.namespace).run(stop)
+
+
+def create_fleet() -> DramatiqFleet:
+    import workers  # noqa: F401 - sets the broker and declares the actors
+
+    return DramatiqFleet()

@@ -1,0 +1,1 @@
+"""Dramatiq middleware of SQL Sentinel's own, one class per module."""

@@ -1,0 +1,84 @@
+"""One worker process's view of the deployment: the config from ``SENTINEL_CONFIG``, its
+databases and an executor, rebuilt when the file changes (an invalid edit keeps the old one)."""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+from datetime import datetime
+
+from sentinel.config import load_config
+from sentinel.errors import SQLSentinelError
+from sentinel.executor import AlertExecutor, Dispatch
+from sentinel.models import utcnow
+from sentinel.redact import redact
+from sentinel.service import SentinelService
+
+log = logging.getLogger("workers.runtime")
+
+
+class Runtime:
+    def __init__(self, dispatch: Dispatch | None = None, path: str | None = None):
+        self.path = path or os.environ.get("SENTINEL_CONFIG") or ""
+        self.dispatch = dispatch
+        self._lock = threading.Lock()
+        self._mtime: float | None = None
+        self._service: SentinelService | None = None
+        self._executor: AlertExecutor | None = None
+
+    def current(self) -> tuple[SentinelService, AlertExecutor]:
+        """The service and executor for the config as it is on disk now."""
+        if not self.path:
+            raise SQLSentinelError("SENTINEL_CONFIG is not set: workers need the alerts file")
+        mtime: float | None
+        try:
+            mtime = os.stat(self.path).st_mtime
+        except OSError as exc:
+            if self._service is None:
+                raise SQLSentinelError(f"{self.path}: cannot read: {exc}") from None
+            mtime = self._mtime  # keep serving the last good config
+        with self._lock:
+            if self._service is None or mtime != self._mtime:
+                self._reload(mtime)
+            assert self._service is not None and self._executor is not None
+            return self._service, self._executor
+
+    def _reload(self, mtime: float | None) -> None:
+        try:
+            config = load_config(self.path)
+        except SQLSentinelError as exc:
+            if self._service is None:
+                raise
+            log.error("config %s not reloaded, kept the previous one: %s", self.path, redact(exc))
+            self._mtime = mtime
+            return
+        old = self._service
+        self._service = SentinelService(config)
+        self._executor = AlertExecutor(
+            self._service.state_engine, self._service.notification_factory, dispatch=self.dispatch
+        )
+        self._mtime = mtime
+        if old is not None:
+            log.info("config %s reloaded: %d alerts", self.path, len(config.alerts))
+            old.close()
+
+
+_default = Runtime()
+
+
+def default_runtime() -> Runtime:
+    return _default
+
+
+def record_skipped(alert_name: str, scheduled_for: str, reason: str) -> None:
+    from sentinel.store.runs import record_skipped as store_skipped
+    from sentinel.store.schema import ensure_schema
+
+    service, _ = _default.current()
+    ensure_schema(service.state_engine)
+    slot = datetime.fromisoformat(scheduled_for)
+    if store_skipped(service.state_engine, alert_name, slot, reason, utcnow()):
+        log.warning(
+            "execution alert=%s scheduled_for=%s status=skipped %s", alert_name, slot, reason
+        )
