@@ -169,6 +169,20 @@ class SentinelService:
         history = ExecutionHistory(self.state_engine)
         return history.get_recent_executions(alert_name, limit), history.get_statistics(alert_name)
 
+    def wait_for_messages(self, message_ids: list[str], timeout: float) -> list[ExecutionRecord]:
+        """Poll the history until every message's run has finished, or ``timeout`` passes."""
+        import time
+
+        from sentinel.store import ExecutionHistory
+
+        history = ExecutionHistory(self.state_engine)
+        deadline = time.monotonic() + timeout
+        while True:
+            records = history.for_messages(message_ids)
+            if len(records) >= len(message_ids) or time.monotonic() >= deadline:
+                return records
+            time.sleep(0.2)
+
     def status(self) -> list[AlertStatus]:
         from sentinel.schedule import next_run
         from sentinel.store import ExecutionHistory, StateManager
