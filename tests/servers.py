@@ -202,6 +202,8 @@ class HTTPTestServer:
     def __init__(self) -> None:
         self.requests: list[RecordedRequest] = []
         self._script: deque[ScriptedResponse] = deque()
+        self._down_until = 0.0
+        self._down_status = 503
         self._lock = threading.Lock()
         self._httpd = _RecordingHTTPServer((LOOPBACK, 0), _Handler, self)
         self.port = self._httpd.server_address[1]
@@ -238,9 +240,20 @@ class HTTPTestServer:
         """How many requests were answered with a 2xx."""
         return sum(1 for r in self.requests if 200 <= r.status < 300)
 
+    def down_for(self, seconds: float, status: int = 503) -> None:
+        """Answer every request with ``status`` for the next ``seconds``: an outage."""
+        with self._lock:
+            self._down_until = time.monotonic() + seconds
+            self._down_status = status
+
     def _answer(self, handler: BaseHTTPRequestHandler, body: bytes) -> ScriptedResponse:
         with self._lock:
-            response = self._script.popleft() if self._script else ScriptedResponse(200, body=b"ok")
+            if time.monotonic() < self._down_until:
+                response = ScriptedResponse(self._down_status)
+            elif self._script:
+                response = self._script.popleft()
+            else:
+                response = ScriptedResponse(200, body=b"ok")
             self.requests.append(
                 RecordedRequest(
                     method=handler.command,

@@ -1,0 +1,348 @@
+"""The fleet for real: Redis, ``dramatiq workers`` and ``sqlsentinel scheduler`` processes.
+
+Alerts run every minute; each test sees the slot caught up at start and at least one more minute
+boundary, so it lasts about a minute or two.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+import subprocess
+import sys
+import time
+from datetime import datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+import sqlalchemy as sa
+import yaml
+
+from sentinel.models import utcnow
+from tests.fleet import BIN, FleetHarness, RedisServer
+from tests.servers import HTTPTestServer
+
+ALERTING = 25
+QUIET = 25
+
+
+def write_config(
+    tmp_path: Path,
+    state_url: str,
+    http: HTTPTestServer,
+    alerting: int = ALERTING,
+    quiet: int = QUIET,
+) -> str:
+    alerts: list[dict[str, Any]] = []
+    for i in range(alerting):
+        alerts.append(
+            {
+                "name": f"fires_{i:03d}",
+                "query": f"SELECT 'ALERT' AS status, {i} AS actual_value",
+                "schedule": "* * * * *",
+                "timeout": "5s",
+                "notify": [{"channel": "webhook", "webhook_url": http.url_for(f"/hook/{i}")}],
+            }
+        )
+    for i in range(quiet):
+        alerts.append(
+            {"name": f"quiet_{i:03d}", "query": "SELECT 'OK' AS status", "schedule": "* * * * *"}
+        )
+    path = tmp_path / "alerts.yaml"
+    path.write_text(yaml.safe_dump({"database": {"url": state_url}, "alerts": alerts}))
+    return str(path)
+
+
+def configure(fleet: FleetHarness, config: str, state_url: str) -> None:
+    fleet.env.update(
+        SENTINEL_CONFIG=config,
+        STATE_DB_URL=state_url,
+        # Shorter recovery bounds, so a killed worker's run is retried within the test.
+        SENTINEL_STALE_CLAIM_GRACE_SECONDS="10",
+        SENTINEL_DELIVERY_LEASE_SECONDS="20",
+    )
+
+
+def runs_by_slot(state_url: str) -> dict[datetime, list[tuple[str, str]]]:
+    engine = sa.create_engine(state_url)
+    try:
+        with engine.connect() as conn:
+            rows = conn.execute(
+                sa.text(
+                    "SELECT scheduled_for, alert_name, status FROM sqlsentinel_executions "
+                    "WHERE scheduled_for IS NOT NULL"
+                )
+            ).all()
+    except sa.exc.ProgrammingError:
+        return {}
+    finally:
+        engine.dispose()
+    slots: dict[datetime, list[tuple[str, str]]] = {}
+    for slot, name, status in rows:
+        slots.setdefault(slot, []).append((name, status))
+    return slots
+
+
+def wait_for_slots(
+    state_url: str, slots: list[datetime], timeout: float, total: int = ALERTING + QUIET
+) -> None:
+    """Until every alert has a finished run for each slot (or the time is up)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        found = runs_by_slot(state_url)
+        if all(
+            len([s for _, s in found.get(slot, []) if s != "running"]) == total for slot in slots
+        ):
+            return
+        time.sleep(1)
+
+
+def minute(moment: datetime) -> datetime:
+    return moment.replace(second=0, microsecond=0)
+
+
+def assert_each_slot_once(
+    state_url: str, slots: list[datetime], alerting: int = ALERTING, quiet: int = QUIET
+) -> None:
+    found = runs_by_slot(state_url)
+    for slot in slots:
+        names = sorted(name for name, _ in found.get(slot, []))
+        expected = sorted(
+            [f"fires_{i:03d}" for i in range(alerting)] + [f"quiet_{i:03d}" for i in range(quiet)]
+        )
+        assert names == expected, f"slot {slot}: {len(names)} runs"
+        assert {s for _, s in found[slot]} <= {"success", "failure"}
+
+
+def assert_notified_once(http: HTTPTestServer, alerting: int = ALERTING) -> None:
+    keys = {r.headers.get("idempotency-key") for r in http.requests}
+    paths = {r.path for r in http.requests}
+    assert paths == {f"/hook/{i}" for i in range(alerting)}
+    assert len(keys) == alerting  # one notification per alert; a retry reuses its key
+
+
+@pytest.mark.timeout(300)
+def test_two_schedulers_and_two_worker_groups_run_each_slot_once(
+    tmp_path: Path, fleet: FleetHarness, postgres_url: str, http_server: HTTPTestServer
+) -> None:
+    """500 alerts due every minute, 2 scheduler replicas, 4 worker processes."""
+    config = write_config(tmp_path, postgres_url, http_server, alerting=250, quiet=250)
+    configure(fleet, config, postgres_url)
+    fleet.worker(processes=2, threads=8)
+    fleet.worker(processes=2, threads=8)
+    started = utcnow()
+    fleet.scheduler(config)
+    fleet.scheduler(config)
+    first, second = minute(started), minute(started) + timedelta(minutes=1)
+    slots = [first, second]
+    wait_for_slots(postgres_url, slots, (second - utcnow()).total_seconds() + 60, total=500)
+    assert_each_slot_once(postgres_url, slots, alerting=250, quiet=250)
+    assert_notified_once(http_server, alerting=250)
+    logs = fleet.logs()
+    assert logs.count("scheduler lease taken") == 1, logs[-3000:]
+
+
+@pytest.mark.timeout(400)
+def test_sigkilled_workers_and_scheduler_lose_nothing(
+    tmp_path: Path, fleet: FleetHarness, postgres_url: str, http_server: HTTPTestServer
+) -> None:
+    config = write_config(tmp_path, postgres_url, http_server)
+    configure(fleet, config, postgres_url)
+    rng = random.Random(7)
+    workers = [fleet.worker(processes=1, threads=4), fleet.worker(processes=1, threads=4)]
+    started = utcnow()
+    active = fleet.scheduler(config)
+    time.sleep(3)
+    standby = fleet.scheduler(config)
+    first, second = minute(started), minute(started) + timedelta(minutes=1)
+    # Kill the active scheduler once, and worker groups at random moments around the boundary.
+    fleet.kill(active)
+    while utcnow() < second + timedelta(seconds=8):
+        time.sleep(rng.uniform(0.5, 3.0))
+        victim = rng.randrange(len(workers))
+        fleet.kill(workers[victim])
+        workers[victim] = fleet.worker(processes=1, threads=4)
+    wait_for_slots(postgres_url, [first, second], timeout=120)
+    assert standby.poll() is None
+    assert_each_slot_once(postgres_url, [first, second])
+    assert_notified_once(http_server)
+
+
+@pytest.mark.timeout(300)
+def test_redis_restart_is_survived(
+    tmp_path: Path,
+    fleet: FleetHarness,
+    redis_server: RedisServer,
+    postgres_url: str,
+    http_server: HTTPTestServer,
+) -> None:
+    config = write_config(tmp_path, postgres_url, http_server)
+    configure(fleet, config, postgres_url)
+    fleet.worker(processes=1, threads=4)
+    started = utcnow()
+    fleet.scheduler(config)
+    first, second = minute(started), minute(started) + timedelta(minutes=1)
+    wait_for_slots(postgres_url, [first], timeout=60)
+    redis_server.restart()  # everything queued is gone: Redis keeps nothing on disk here
+    wait_for_slots(postgres_url, [second], timeout=(second - utcnow()).total_seconds() + 60)
+    assert_each_slot_once(postgres_url, [first, second])
+    assert_notified_once(http_server)
+
+
+@pytest.mark.timeout(300)
+def test_run_lost_with_its_worker_is_recovered_within_the_bound(
+    tmp_path: Path, fleet: FleetHarness, postgres_url: str
+) -> None:
+    """A worker SIGKILLed mid-query leaves a claimed run; the sweeper re-enqueues it after
+    timeout + grace, and the new claim takes the dead one over."""
+    path = tmp_path / "slow.yaml"
+    alert = {
+        "name": "slow",
+        "query": "SELECT 'OK' AS status FROM pg_sleep(4)",
+        "schedule": "* * * * *",
+        "timeout": "10s",
+    }
+    path.write_text(yaml.safe_dump({"database": {"url": postgres_url}, "alerts": [alert]}))
+    configure(fleet, str(path), postgres_url)
+    worker = fleet.worker(processes=1, threads=2)
+    started = utcnow()
+    fleet.scheduler(str(path))
+    slot = minute(started)
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline and not runs_by_slot(postgres_url).get(slot):
+        time.sleep(0.2)
+    assert runs_by_slot(postgres_url)[slot] == [("slow", "running")]
+    fleet.kill(worker)  # mid-query: the claim stays "running", the message unacknowledged
+    killed_at = time.monotonic()
+    fleet.worker(processes=1, threads=2)
+    while time.monotonic() < killed_at + 90 and runs_by_slot(postgres_url)[slot] != [
+        ("slow", "success")
+    ]:
+        time.sleep(1)
+    assert runs_by_slot(postgres_url)[slot] == [("slow", "success")]
+    # timeout 10s + grace 10s + one sweep interval (10s) + the query itself, with some slack
+    assert time.monotonic() - killed_at < 50
+    assert "re-enqueueing alert=slow" in fleet.logs()
+
+
+def one_alert(tmp_path: Path, url: str, status: str = "ALERT") -> str:
+    path = tmp_path / "one.yaml"
+    alert = {"name": "one", "query": f"SELECT '{status}' AS status, 7 AS actual_value"}
+    alert["schedule"] = "0 0 1 1 *"  # never due during the test: only manual runs
+    path.write_text(yaml.safe_dump({"database": {"url": url}, "alerts": [alert]}))
+    return str(path)
+
+
+@pytest.mark.timeout(120)
+def test_enqueue_sends_manual_runs_and_waits_for_the_outcome(
+    tmp_path: Path, fleet: FleetHarness, postgres_url: str
+) -> None:
+    config = one_alert(tmp_path, postgres_url)
+    configure(fleet, config, postgres_url)
+    fleet.worker(processes=1, threads=2)
+    proc = subprocess.run(
+        [str(BIN / "sqlsentinel"), "enqueue", config, "--wait", "--json", "--timeout", "60"],
+        env=fleet.env,
+        capture_output=True,
+        text=True,
+        timeout=90,
+        check=False,
+    )
+    assert proc.returncode == 1, proc.stderr  # the alert fired
+    [record] = json.loads(proc.stdout)
+    assert record["triggered_by"] == "CLI" and record["status"] == "failure"
+    assert record["actual_value"] == 7 and record["scheduled_for"] is None
+    ids = subprocess.run(
+        [str(BIN / "sqlsentinel"), "enqueue", config],
+        env=fleet.env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+    )
+    assert ids.stdout.strip().endswith("  one")
+    status = subprocess.run(
+        [str(BIN / "sqlsentinel"), "status", config],
+        env=fleet.env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+    )
+    assert f"{fleet.env['SENTINEL_NAMESPACE']}.alerts" in status.stdout
+
+
+@pytest.mark.timeout(120)
+def test_a_due_run_that_waited_too_long_is_recorded_as_skipped(
+    tmp_path: Path, fleet: FleetHarness, postgres_url: str
+) -> None:
+    config = one_alert(tmp_path, postgres_url)
+    configure(fleet, config, postgres_url)
+    fleet.env["SENTINEL_MAX_LATENESS_SECONDS"] = "1"
+    send = (
+        "from workers.actors import execute_alert; "
+        "execute_alert.send(alert_name='one', scheduled_for='2026-01-01T00:00:00', "
+        "triggered_by='CRON')"
+    )
+    subprocess.run([sys.executable, "-c", send], env=fleet.env, check=True, timeout=60)
+    time.sleep(2)  # the message ages in the queue while no worker runs
+    fleet.worker(processes=1, threads=2)
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline and not runs_by_slot(postgres_url):
+        time.sleep(0.5)
+    assert runs_by_slot(postgres_url) == {datetime(2026, 1, 1): [("one", "skipped")]}
+
+
+@pytest.mark.timeout(240)
+def test_endpoint_down_for_a_while_gets_every_notification_once_it_returns(
+    tmp_path: Path, fleet: FleetHarness, postgres_url: str, http_server: HTTPTestServer
+) -> None:
+    config = write_config(tmp_path, postgres_url, http_server)
+    configure(fleet, config, postgres_url)
+    fleet.env.update(
+        SENTINEL_DELIVERY_ROUND_BACKOFF_SECONDS="3",
+        SENTINEL_DELIVERY_INITIAL_WAIT_SECONDS="0.2",
+    )
+    http_server.down_for(25)
+    fleet.worker(processes=1, threads=4)
+    fleet.scheduler(config)
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline and http_server.delivered < ALERTING:
+        time.sleep(1)
+    delivered = [r.headers.get("idempotency-key") for r in http_server.requests if r.status == 200]
+    assert len(delivered) == ALERTING and len(set(delivered)) == ALERTING
+    assert len(http_server.requests) > ALERTING  # the outage was really retried through
+
+
+@pytest.mark.timeout(240)
+def test_a_permanently_failing_endpoint_ends_as_a_recorded_failure(
+    tmp_path: Path, fleet: FleetHarness, postgres_url: str, http_server: HTTPTestServer
+) -> None:
+    config = one_alert(tmp_path, postgres_url)
+    data = yaml.safe_load(Path(config).read_text())
+    data["alerts"][0]["notify"] = [{"channel": "webhook", "webhook_url": http_server.url_for("/x")}]
+    Path(config).write_text(yaml.safe_dump(data))
+    configure(fleet, config, postgres_url)
+    fleet.env.update(
+        SENTINEL_DELIVERY_ROUND_BACKOFF_SECONDS="2",
+        SENTINEL_DELIVERY_INITIAL_WAIT_SECONDS="0.1",
+        SENTINEL_DELIVERY_MAX_ROUNDS="2",
+    )
+    http_server.down_for(3600, status=502)
+    fleet.worker(processes=1, threads=2)
+    fleet.scheduler(config)  # keeps sweeping pending notifications
+    subprocess.run([str(BIN / "sqlsentinel"), "enqueue", config], env=fleet.env, check=True)
+    deadline = time.monotonic() + 90
+    history = ""
+    while time.monotonic() < deadline and "webhook failed" not in history:
+        time.sleep(2)
+        history = subprocess.run(
+            [str(BIN / "sqlsentinel"), "history", config],
+            env=fleet.env,
+            capture_output=True,
+            text=True,
+            check=False,
+        ).stdout
+    assert "webhook failed" in history and "HTTP 502" in history
+    assert len(http_server.requests) == 8  # 2 rounds of 4 attempts, then given up
