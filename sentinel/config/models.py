@@ -1,0 +1,270 @@
+"""The configuration's shape: pydantic models of alerts, channels, the database and defaults."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from typing import Any, Literal
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+from sentinel.durations import parse_duration
+from sentinel.errors import Issue
+
+CHANNELS = ("email", "slack", "webhook")
+_NAME = re.compile(r"^[A-Za-z0-9_-]+$")
+
+
+def _seconds(value: Any) -> float:
+    return parse_duration(value).total_seconds()
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class NotificationConfig(_Strict):
+    """Where and how one alert notifies."""
+
+    channel: Literal["email", "slack", "webhook"] = Field(..., description="email, slack, webhook")
+    recipients: list[str] | None = Field(None, description="Email recipients")
+    webhook_url: str | None = Field(None, description="Webhook URL for slack/webhook channels")
+    subject: str | None = Field(None, description="Email subject template (Jinja2)")
+    template: str | None = Field(None, description="Message body template (Jinja2)")
+    headers: dict[str, str] = Field(default_factory=dict, description="Extra HTTP headers")
+    secret: str | None = Field(None, description="HMAC-SHA256 signing secret (webhook)")
+
+    @field_validator("channel", mode="before")
+    @classmethod
+    def validate_channel(cls, v: object) -> object:
+        if isinstance(v, str) and v not in CHANNELS:
+            raise ValueError(
+                f"unsupported notification channel '{v}' (use email, slack or webhook)"
+            )
+        return v
+
+    @field_validator("recipients")
+    @classmethod
+    def validate_recipients(cls, v: list[str] | None) -> list[str] | None:
+        for address in v or []:
+            if "@" not in address or any(c.isspace() for c in address.strip()):
+                raise ValueError(f"not an email address: '{address}'")
+        return v
+
+    @model_validator(mode="after")
+    def check_target(self) -> NotificationConfig:
+        if self.channel == "email" and not self.recipients:
+            raise ValueError("email needs at least one address in 'recipients'")
+        if self.channel in ("slack", "webhook"):
+            url = (self.webhook_url or "").strip()
+            if not url:
+                raise ValueError(f"{self.channel} needs 'webhook_url'")
+            if not url.startswith(("http://", "https://")):
+                raise ValueError(f"{self.channel} 'webhook_url' must be an http(s) URL")
+        return self
+
+
+class DatabaseConfig(_Strict):
+    """The database the alert queries run against."""
+
+    url: str = Field(..., min_length=1, description="SQLAlchemy database URL")
+    pool_size: int = Field(5, ge=1, description="Connection pool size")
+    timeout: float = Field(30.0, gt=0, description="Seconds for connecting and for each query")
+
+    _parse_timeout = field_validator("timeout", mode="before")(
+        classmethod(lambda c, v: _seconds(v))
+    )
+
+
+_WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
+_CLOCK = re.compile(r"^([01]?\d|2[0-3]):([0-5]\d)$")
+
+
+class MuteWindow(_Strict):
+    """When notifications are held: ``cron`` + ``duration``, or ``start``-``end`` on weekdays."""
+
+    cron: str | None = None
+    duration: float | None = Field(None, gt=0)
+    start: str | None = None  # "22:00"
+    end: str | None = None  # "06:00" (may wrap past midnight)
+    weekdays: list[str] | None = None  # mon..sun; all days when omitted
+    timezone: str = "UTC"
+
+    _parse_duration = field_validator("duration", mode="before")(
+        classmethod(lambda c, v: None if v is None else _seconds(v))
+    )
+
+    @field_validator("timezone")
+    @classmethod
+    def validate_timezone(cls, v: str) -> str:
+        return AlertConfig.validate_timezone(v)
+
+    @field_validator("cron")
+    @classmethod
+    def validate_cron(cls, v: str | None) -> str | None:
+        return None if v is None else AlertConfig.validate_schedule(v)
+
+    @field_validator("start", "end")
+    @classmethod
+    def validate_clock(cls, v: str | None) -> str | None:
+        if v is not None and not _CLOCK.match(v):
+            raise ValueError(f"'{v}' is not a time of day like 22:00")
+        return v
+
+    @field_validator("weekdays")
+    @classmethod
+    def validate_weekdays(cls, v: list[str] | None) -> list[str] | None:
+        if v is None:
+            return None
+        days = [d.lower()[:3] for d in v]
+        for day in days:
+            if day not in _WEEKDAYS:
+                raise ValueError(f"'{day}' is not a weekday (mon, tue, ... sun)")
+        return days
+
+    @model_validator(mode="after")
+    def check_shape(self) -> MuteWindow:
+        by_cron = self.cron is not None or self.duration is not None
+        by_clock = self.start is not None or self.end is not None
+        if by_cron == by_clock:
+            raise ValueError("a mute window is either 'cron' + 'duration' or 'start' + 'end'")
+        if by_cron and (self.cron is None or self.duration is None):
+            raise ValueError("a cron mute window needs both 'cron' and 'duration'")
+        if by_clock and (self.start is None or self.end is None):
+            raise ValueError("a daily mute window needs both 'start' and 'end'")
+        return self
+
+
+class AlertConfig(_Strict):
+    """One alert: a query, a schedule and where to notify."""
+
+    name: str = Field(..., min_length=1, description="Alert name")
+    description: str | None = Field(None, description="Alert description")
+    query: str = Field(..., min_length=1, description="SQL query to execute")
+    schedule: str = Field(..., description="Five-field cron schedule")
+    timezone: str = Field("UTC", description="IANA time zone of the schedule")
+    enabled: bool = Field(True, description="Whether the alert is enabled")
+    notify: list[NotificationConfig] = Field(default_factory=list)
+    timeout: float | None = Field(None, gt=0, description="Query timeout in seconds")
+    min_interval: float = Field(0.0, ge=0, description="Minimum seconds between notifications")
+    # -- on-call behaviour (all optional; the defaults are the spec's behaviour) -----------------
+    notify_on_recovery: bool = Field(False, description="Notify when a notified alert resolves")
+    fire_after: int = Field(1, ge=1, description="Consecutive ALERT results before firing")
+    resolve_after: int = Field(1, ge=1, description="Consecutive OK results before resolving")
+    repeat_interval: float | None = Field(None, gt=0, description="Re-notify while firing")
+    on_no_data: Literal["ok", "alert", "error", "keep"] = Field("error")
+    on_error: Literal["notify", "ignore"] = Field("ignore")
+    error_after: int = Field(1, ge=1, description="Consecutive errors before an error notice")
+    severity: Literal["info", "warning", "critical"] = Field("warning")
+    labels: dict[str, str] = Field(default_factory=dict)
+    owner: str | None = None
+    runbook_url: str | None = None
+    mute: list[MuteWindow] = Field(default_factory=list)
+    details_query: str | None = Field(None, description="Rows shown in notifications (guarded)")
+    details_limit: int = Field(10, ge=1, le=100, description="How many details rows to show")
+
+    @field_validator("name")
+    @classmethod
+    def validate_name(cls, v: str) -> str:
+        if not _NAME.match(v):
+            raise ValueError(f"'{v}' may only contain letters, digits, '_' and '-'")
+        return v
+
+    @field_validator("query")
+    @classmethod
+    def validate_query(cls, v: str) -> str:
+        if not v.strip():
+            raise ValueError("Query cannot be empty")
+        return v.strip()
+
+    @field_validator("schedule")
+    @classmethod
+    def validate_schedule(cls, v: str) -> str:
+        from croniter import croniter
+
+        v = " ".join(v.split())
+        if len(v.split(" ")) != 5 or not croniter.is_valid(v):
+            raise ValueError(
+                f"invalid cron schedule '{v}' (five fields: min hour day month weekday)"
+            )
+        try:  # croniter accepts dates that never come, like 30 February
+            croniter(v).get_next(float)
+        except (ValueError, KeyError):
+            raise ValueError(f"cron schedule '{v}' never fires") from None
+        return v
+
+    @field_validator("timezone")
+    @classmethod
+    def validate_timezone(cls, v: str) -> str:
+        try:
+            ZoneInfo(v)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ValueError(
+                f"unknown time zone '{v}' (use an IANA name like Europe/Berlin)"
+            ) from None
+        return v
+
+    _parse_durations = field_validator("timeout", "min_interval", "repeat_interval", mode="before")(
+        classmethod(lambda c, v: None if v is None else _seconds(v))
+    )
+
+    @field_validator("labels")
+    @classmethod
+    def validate_labels(cls, v: dict[str, str]) -> dict[str, str]:
+        for key in v:
+            if not _NAME.match(key):
+                raise ValueError(
+                    f"label name '{key}' may only contain letters, digits, '_' and '-'"
+                )
+        return {k: str(value) for k, value in v.items()}
+
+
+class Defaults(_Strict):
+    """Settings every alert inherits unless it sets its own."""
+
+    min_interval: float | None = None
+    timeout: float | None = None
+    enabled: bool | None = None
+    timezone: str | None = None
+    notify: list[dict[str, Any]] | None = None
+    notify_on_recovery: bool | None = None
+    fire_after: int | None = None
+    resolve_after: int | None = None
+    repeat_interval: float | None = None
+    on_no_data: str | None = None
+    on_error: str | None = None
+    error_after: int | None = None
+    severity: str | None = None
+    labels: dict[str, str] | None = None
+    owner: str | None = None
+    runbook_url: str | None = None
+    mute: list[dict[str, Any]] | None = None
+    details_limit: int | None = None
+
+    _parse_durations = field_validator("timeout", "min_interval", "repeat_interval", mode="before")(
+        classmethod(lambda c, v: None if v is None else _seconds(v))
+    )
+
+
+_TOP_LEVEL = {"database", "alerts", "defaults"}
+
+
+@dataclass
+class SentinelConfig:
+    """A validated configuration file."""
+
+    database: DatabaseConfig
+    alerts: list[AlertConfig]
+    path: str | None = None
+    raw_text: str | None = None  # the file as written, before ${VAR} substitution
+    warnings: list[Issue] = field(default_factory=list)
+
+    def alert(self, name: str) -> AlertConfig:
+        from sentinel.errors import UsageError
+
+        for alert in self.alerts:
+            if alert.name == name:
+                return alert
+        known = ", ".join(a.name for a in self.alerts) or "none"
+        raise UsageError(f"unknown alert '{name}' (known alerts: {known})")
