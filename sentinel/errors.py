@@ -84,6 +84,10 @@ class ResultContractError(ExecutionError):
     """The query ran but returned no row, no ``status`` column, or a status other than ALERT/OK."""
 
 
+class NoDataError(ResultContractError):
+    """The query returned no row: handled as ``on_no_data`` says (an error by default)."""
+
+
 class StateStoreError(SQLSentinelError):
     """The state database could not be read or written (not reachable, not migrated, locked)."""
 
@@ -105,6 +109,7 @@ __all__ = [
     "DatabaseUnavailableError",
     "ExecutionError",
     "Issue",
+    "NoDataError",
     "NotificationError",
     "QueryTimeoutError",
     "ResultContractError",

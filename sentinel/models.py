@@ -86,7 +86,7 @@ class AlertState:
     """Per-alert memory that turns a stream of results into one notification per incident."""
 
     alert_name: str
-    current_status: str | None = None  # last ALERT/OK seen; an ERROR leaves it unchanged
+    current_status: str | None = None  # OK, PENDING or ALERT (firing); errors leave it unchanged
     last_execution_at: datetime | None = None
     last_alert_at: datetime | None = None  # when a notification was last decided
     consecutive_alerts: int = 0
@@ -99,6 +99,11 @@ class AlertState:
     last_error: str | None = None
     status_since: datetime | None = None  # when current_status last changed
     last_execution_id: int | None = None
+    # The incident's latest firing notification (None: not notified during this incident).
+    incident_notified_at: datetime | None = None
+    held: str | None = None  # "firing" or "resolved": held by a mute window, sent when it ends
+    error_notified: bool = False  # the current error streak has been notified
+    firing_since: datetime | None = None  # set when an incident resolves: when it started
 
     def should_notify(
         self, new_status: str, min_interval_seconds: float = 0, now: datetime | None = None
@@ -154,3 +159,8 @@ class AlertEvent:
     triggered_by: str = "MANUAL"
     error: str | None = None
     labels: dict[str, str] = field(default_factory=dict)
+    severity: str | None = None  # info | warning | critical
+    owner: str | None = None
+    runbook_url: str | None = None
+    firing_since: datetime | None = None  # resolved events: how long it was firing
+    details: list[dict[str, Any]] = field(default_factory=list)  # first rows of details_query

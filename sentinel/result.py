@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from sentinel.errors import ResultContractError
+from sentinel.errors import NoDataError, ResultContractError
 from sentinel.models import ALERT, OK, QueryResult
 
 _CONTRACT_COLUMNS = ("status", "actual_value", "threshold")
@@ -25,7 +25,7 @@ def parse_result_row(row: dict[str, Any] | None) -> QueryResult:
     status that is not 'ALERT' or 'OK' in any case (NULL and non-strings included).
     """
     if row is None:
-        raise ResultContractError("query returned no rows")
+        raise NoDataError("query returned no rows")
 
     found: dict[str, str] = {}  # contract name -> column name as returned
     context: dict[str, Any] = {}
