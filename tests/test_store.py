@@ -68,9 +68,13 @@ def test_a_slot_is_claimed_once_and_a_dead_claim_is_taken_over(db_url: str) -> N
     taken = claim(engine, slot, T0 + timedelta(seconds=120), "w2")  # presumed dead
     assert taken is not None and taken.took_over
     # The first worker comes back: its outcome is fenced out, the new holder's is recorded.
-    late = apply_outcome(engine, first, outcome("ALERT", T0), AlertRules(), ["webhook"], {})
+    late = apply_outcome(
+        engine, first, outcome("ALERT", T0), AlertRules(), ["webhook"], lambda _: {}
+    )
     assert late is None
-    applied = apply_outcome(engine, taken, outcome("ALERT", T0), AlertRules(), ["webhook"], {})
+    applied = apply_outcome(
+        engine, taken, outcome("ALERT", T0), AlertRules(), ["webhook"], lambda _: {}
+    )
     assert applied is not None and applied.transition.notify and len(applied.outbox) == 1
     assert claim(engine, slot, T0 + timedelta(hours=1), "w3") is None  # finished: never again
     with engine.connect() as conn:
@@ -86,7 +90,9 @@ def test_outbox_lease_is_exclusive_and_expires(db_url: str) -> None:
     ensure_schema(engine)
     run = claim(engine, None, T0)
     assert run is not None
-    applied = apply_outcome(engine, run, outcome("ALERT", T0), AlertRules(), ["webhook"], {"k": 1})
+    applied = apply_outcome(
+        engine, run, outcome("ALERT", T0), AlertRules(), ["webhook"], lambda _: {"k": 1}
+    )
     assert applied is not None
     [(outbox_id, _)] = applied.outbox
     row = outbox_store.lease(engine, outbox_id, T0, seconds=30)
@@ -123,4 +129,31 @@ def test_config_versions_are_kept_once(db_url: str) -> None:
     with engine.connect() as conn:
         stored = conn.execute(sa.text("SELECT content FROM sqlsentinel_configs")).scalars().all()
     assert stored[0] == text  # as written, ${VAR} unexpanded
+    engine.dispose()
+
+
+def test_upgrade_moves_old_silences_into_the_audit_trail(db_url: str) -> None:
+    """A database at revision 0002 with a silenced alert upgrades in place: nothing is lost."""
+    from alembic import command
+
+    from sentinel.store.engine import write_transaction
+
+    engine = create_state_engine(db_url)
+    with write_transaction(engine) as conn:
+        cfg = Config()
+        cfg.set_main_option("script_location", str(MIGRATIONS))
+        cfg.attributes["connection"] = conn
+        command.upgrade(cfg, "0002")
+        conn.execute(
+            sa.text(
+                "INSERT INTO sqlsentinel_state (alert_name, current_status, silence_until, "
+                "consecutive_alerts, consecutive_successes, consecutive_errors, created_at, "
+                "updated_at) VALUES ('quiet', 'ALERT', :until, 3, 0, 0, :now, :now)"
+            ),
+            {"until": datetime(2099, 1, 1), "now": T0},
+        )
+    ensure_schema(engine)  # upgrades 0002 -> head
+    state = StateManager(engine).get_state("quiet")
+    assert state.current_status == "ALERT" and state.consecutive_alerts == 3
+    assert state.silence_until == datetime(2099, 1, 1)
     engine.dispose()

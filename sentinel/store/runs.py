@@ -8,7 +8,7 @@ row and queues the notifications (the outbox): all of it commits, or none of it 
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import Any
@@ -17,10 +17,11 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
 from sentinel.models import ALERT, ERROR, QueryResult
-from sentinel.rules import AlertRules, Transition, decide
+from sentinel.rules import NODATA, AlertRules, Transition, decide, effective_outcome
 from sentinel.serialization import to_jsonable, to_number
 from sentinel.store.engine import inserted_id, lock_clause, write_transaction
 from sentinel.store.outbox import insert_notifications
+from sentinel.store.silences import active_silences, silenced_until
 from sentinel.store.state import lock_state, save_state
 from sentinel.store.tables import executions
 
@@ -35,7 +36,7 @@ _FINISH = executions.update().where(
     executions.c.status == RUNNING,
     executions.c.claimed_at == sa.bindparam("b_claimed_at"),
 )
-EXECUTION_STATUS = {"OK": "success", ALERT: "failure", ERROR: "error"}
+EXECUTION_STATUS = {"OK": "success", ALERT: "failure", ERROR: "error", NODATA: "error"}
 
 
 @dataclass(frozen=True)
@@ -129,14 +130,21 @@ def apply_outcome(
     run: RunOutcome,
     rules: AlertRules,
     channels: Sequence[str],
-    payload: dict[str, Any],
+    payload: Callable[[Transition], dict[str, Any]],
+    *,
+    labels: Mapping[str, str] | None = None,
+    muted: bool = False,
 ) -> AppliedRun | None:
-    """Record the outcome under the state row lock; ``None`` if the claim was taken over."""
+    """Record the outcome under the state row lock; ``None`` if the claim was taken over.
+
+    Whether the alert is silenced is read in the same transaction (a silence added a moment ago
+    counts); whether it is muted is the caller's (the config's mute windows at ``finished_at``).
+    """
     now = run.finished_at
     with write_transaction(engine) as conn:
         # The fenced update comes first: it both proves the claim is still ours and locks the
         # execution row, always before the state row (one lock order everywhere).
-        status = EXECUTION_STATUS[run.outcome]
+        status = EXECUTION_STATUS[effective_outcome(run.outcome, rules)]
         result = run.query_result
         finished = conn.execute(
             _FINISH,
@@ -156,15 +164,22 @@ def apply_outcome(
         if finished.rowcount != 1:
             return None  # taken over by another worker after this one was presumed dead
         current = lock_state(conn, claim.alert_name, now)
-        transition = decide(current, run.outcome, rules, now)
-        new_state = replace(transition.state, last_execution_id=claim.execution_id)
-        if run.outcome == ERROR:
+        until = silenced_until(active_silences(conn, now), claim.alert_name, labels or {}, now)
+        transition = decide(
+            current, run.outcome, rules, now, silenced=until is not None, muted=muted
+        )
+        new_state = replace(
+            transition.state, last_execution_id=claim.execution_id, silence_until=until
+        )
+        if transition.outcome == ERROR:
             new_state.last_error = run.error
         save_state(conn, new_state)
         outbox: list[tuple[int, str]] = []
         if transition.notify and transition.event and channels:
+            event = transition.event
+            body = payload(transition)
             ids = insert_notifications(
-                conn, claim.execution_id, claim.alert_name, channels, transition.event, payload, now
+                conn, claim.execution_id, claim.alert_name, channels, event, body, now
             )
             outbox = list(zip(ids, channels, strict=True))
     return AppliedRun(replace(transition, state=new_state), status, outbox)

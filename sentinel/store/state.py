@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import fields
 from datetime import datetime
 from typing import Any
@@ -14,6 +14,12 @@ from sqlalchemy.engine import Connection, Engine
 from sentinel.models import AlertState, utcnow
 from sentinel.store.engine import lock_clause, read_transaction, write_transaction
 from sentinel.store.schema import ensure_schema
+from sentinel.store.silences import (
+    active_silences,
+    add_silence,
+    end_silences,
+    silenced_until,
+)
 from sentinel.store.tables import state as state_table
 
 _COLUMNS = [f.name for f in fields(AlertState)]
@@ -79,17 +85,29 @@ class StateManager:
         self.engine = engine
         self.clock = clock
 
-    def get_state(self, alert_name: str) -> AlertState:
-        """The stored state, or a fresh one for an alert that never ran (nothing is written)."""
-        ensure_schema(self.engine)
-        with read_transaction(self.engine) as conn:
-            found = load_states(conn, [alert_name]).get(alert_name)
-        return found or AlertState(alert_name=alert_name)
+    def get_state(self, alert_name: str, labels: Mapping[str, str] | None = None) -> AlertState:
+        """The stored state, or a fresh one for an alert that never ran (nothing is written).
 
-    def get_states(self) -> dict[str, AlertState]:
+        ``silence_until`` is the end of the latest silence that applies now (by name, or by
+        ``labels`` when given)."""
+        return self.get_states({alert_name: labels or {}})[alert_name]
+
+    def get_states(
+        self, alerts: Mapping[str, Mapping[str, str]] | None = None
+    ) -> dict[str, AlertState]:
+        """States of these alerts (name -> labels), or of every alert with a stored state."""
         ensure_schema(self.engine)
+        now = self.clock()
         with read_transaction(self.engine) as conn:
-            return load_states(conn)
+            found = load_states(conn, list(alerts) if alerts is not None else None)
+            active = active_silences(conn, now)
+        names = alerts if alerts is not None else {name: {} for name in found}
+        states = {}
+        for name, labels in names.items():
+            state = found.get(name) or AlertState(alert_name=name)
+            state.silence_until = silenced_until(active, name, labels, now)
+            states[name] = state
+        return states
 
     def update_state(
         self, state: AlertState, new_status: str, min_interval_seconds: float = 0
@@ -101,22 +119,31 @@ class StateManager:
         now = self.clock()
         with write_transaction(self.engine) as conn:
             current = lock_state(conn, state.alert_name, now)
-            transition = decide(current, new_status, AlertRules(min_interval_seconds), now)
+            until = silenced_until(active_silences(conn, now), state.alert_name, {}, now)
+            rules = AlertRules(min_interval_seconds)
+            transition = decide(current, new_status, rules, now, silenced=until is not None)
             save_state(conn, transition.state)
 
-    def silence_alert(self, alert_name: str, until: datetime) -> None:
-        self._set_silence(alert_name, until)
-
-    def unsilence_alert(self, alert_name: str) -> None:
-        self._set_silence(alert_name, None)
-
-    def _set_silence(self, alert_name: str, until: datetime | None) -> None:
+    def silence_alert(
+        self,
+        alert_name: str,
+        until: datetime,
+        *,
+        reason: str | None = None,
+        created_by: str | None = None,
+    ) -> int:
+        """Silence one alert until ``until``; returns the silence's id."""
         ensure_schema(self.engine)
-        now = self.clock()
-        with write_transaction(self.engine) as conn:
-            lock_state(conn, alert_name, now)
-            conn.execute(
-                state_table.update()
-                .where(state_table.c.alert_name == alert_name)
-                .values(silence_until=until, updated_at=now)
-            )
+        return add_silence(
+            self.engine,
+            until=until,
+            now=self.clock(),
+            alert_name=alert_name,
+            reason=reason,
+            created_by=created_by,
+        )
+
+    def unsilence_alert(self, alert_name: str) -> int:
+        """End every active silence of this alert (they stay in the audit trail)."""
+        ensure_schema(self.engine)
+        return end_silences(self.engine, self.clock(), alert_name=alert_name)

@@ -69,9 +69,31 @@ state = sa.Table(
     sa.Column("consecutive_successes", sa.Integer, nullable=False, server_default="0"),
     sa.Column("consecutive_errors", sa.Integer, nullable=False, server_default="0"),
     sa.Column("last_error", sa.Text),
-    sa.Column("silence_until", UTCDateTime()),
     sa.Column("created_at", UTCDateTime(), nullable=False),
     sa.Column("updated_at", UTCDateTime(), nullable=False),
+    # revision 0003: incident, mute-hold and error-streak memory
+    sa.Column("incident_notified_at", UTCDateTime()),
+    sa.Column("held", sa.String(16)),
+    sa.Column("error_notified", sa.Boolean, nullable=False, server_default=sa.false()),
+    sa.Column("firing_since", UTCDateTime()),
+)
+
+SILENCES = "sqlsentinel_silences"
+
+silences = sa.Table(
+    SILENCES,
+    metadata,
+    sa.Column("id", ID, primary_key=True, autoincrement=True),
+    # A silence matches one alert by name, or every alert whose labels include all ``matchers``.
+    sa.Column("alert_name", sa.String(NAME_LENGTH)),
+    sa.Column("matchers", sa.JSON, nullable=False),
+    sa.Column("created_by", sa.String(NAME_LENGTH)),
+    sa.Column("reason", sa.Text),
+    sa.Column("starts_at", UTCDateTime(), nullable=False),
+    # Ending a silence early sets ends_at to now: expired silences stay as the audit trail.
+    sa.Column("ends_at", UTCDateTime(), nullable=False),
+    sa.Column("created_at", UTCDateTime(), nullable=False),
+    sa.Index(None, "ends_at"),
 )
 
 executions = sa.Table(

@@ -1,0 +1,120 @@
+"""Silences: rows with who, why, from and until, matching an alert by name or by labels.
+
+Ending a silence sets its ``ends_at`` to now instead of deleting it, so expired silences remain an
+audit trail that ``sqlsentinel silences --all`` shows.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection, Engine
+
+from sentinel.store.engine import inserted_id, read_transaction, write_transaction
+from sentinel.store.tables import silences
+
+
+@dataclass(frozen=True)
+class Silence:
+    id: int
+    alert_name: str | None
+    matchers: dict[str, str] = field(default_factory=dict)
+    created_by: str | None = None
+    reason: str | None = None
+    starts_at: datetime | None = None
+    ends_at: datetime | None = None
+    created_at: datetime | None = None
+
+    def active(self, now: datetime) -> bool:
+        return (self.starts_at is None or self.starts_at <= now) and (
+            self.ends_at is not None and now < self.ends_at
+        )
+
+    def matches(self, alert_name: str, labels: Mapping[str, str]) -> bool:
+        if self.alert_name is not None and self.alert_name != alert_name:
+            return False
+        return all(labels.get(k) == v for k, v in self.matchers.items())
+
+
+def _silence(row: Any) -> Silence:
+    return Silence(
+        id=int(row.id),
+        alert_name=row.alert_name,
+        matchers=dict(row.matchers or {}),
+        created_by=row.created_by,
+        reason=row.reason,
+        starts_at=row.starts_at,
+        ends_at=row.ends_at,
+        created_at=row.created_at,
+    )
+
+
+def add_silence(
+    engine: Engine,
+    *,
+    until: datetime,
+    now: datetime,
+    alert_name: str | None = None,
+    matchers: Mapping[str, str] | None = None,
+    created_by: str | None = None,
+    reason: str | None = None,
+    starts_at: datetime | None = None,
+) -> int:
+    if alert_name is None and not matchers:
+        raise ValueError("a silence needs an alert name or at least one label matcher")
+    with write_transaction(engine) as conn:
+        result = conn.execute(
+            silences.insert().values(
+                alert_name=alert_name,
+                matchers=dict(matchers or {}),
+                created_by=created_by,
+                reason=reason,
+                starts_at=starts_at or now,
+                ends_at=until,
+                created_at=now,
+            )
+        )
+        return inserted_id(result)
+
+
+def end_silences(
+    engine: Engine, now: datetime, *, alert_name: str | None = None, silence_id: int | None = None
+) -> int:
+    """End the active silences of one alert (by name) or one silence (by id); returns how many."""
+    where = [silences.c.ends_at > now]
+    if silence_id is not None:
+        where.append(silences.c.id == silence_id)
+    elif alert_name is not None:
+        where.append(silences.c.alert_name == alert_name)
+    else:
+        raise ValueError("end_silences needs an alert name or a silence id")
+    with write_transaction(engine) as conn:
+        result = conn.execute(silences.update().where(*where).values(ends_at=now))
+        return int(result.rowcount)
+
+
+def active_silences(conn: Connection, now: datetime) -> list[Silence]:
+    query = sa.select(silences).where(silences.c.ends_at > now, silences.c.starts_at <= now)
+    return [_silence(row) for row in conn.execute(query)]
+
+
+def list_silences(engine: Engine, now: datetime, include_expired: bool = False) -> list[Silence]:
+    query = sa.select(silences).order_by(silences.c.id.desc())
+    if not include_expired:
+        query = query.where(silences.c.ends_at > now)
+    with read_transaction(engine) as conn:
+        return [_silence(row) for row in conn.execute(query)]
+
+
+def silenced_until(
+    found: Sequence[Silence], alert_name: str, labels: Mapping[str, str], now: datetime
+) -> datetime | None:
+    """When the last silence that applies to this alert ends (``None``: not silenced now)."""
+    ends = [
+        s.ends_at for s in found if s.ends_at and s.active(now) and s.matches(alert_name, labels)
+    ]
+    return max(ends) if ends else None
