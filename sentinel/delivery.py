@@ -37,7 +37,7 @@ def event_payload(event: AlertEvent) -> dict[str, Any]:
 
 def event_from_row(row: outbox.OutboxRow) -> AlertEvent:
     data = {k: v for k, v in row.payload.items() if k in _EVENT_FIELDS}
-    for key in ("executed_at", "scheduled_for"):
+    for key in ("executed_at", "scheduled_for", "firing_since"):
         if isinstance(data.get(key), str):
             data[key] = datetime.fromisoformat(data[key])
     data.update(event=row.event, notification_id=row.id)

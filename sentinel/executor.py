@@ -12,14 +12,15 @@ import os
 import socket
 import time
 from collections.abc import Callable, Iterable
+from dataclasses import replace
 from datetime import datetime
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy.engine import Engine
 
 from sentinel import defaults
 from sentinel.delivery import Deliverer, event_payload
-from sentinel.errors import SQLSentinelError
+from sentinel.errors import NoDataError, SQLSentinelError
 from sentinel.models import (
     ALERT,
     ERROR,
@@ -30,8 +31,9 @@ from sentinel.models import (
     QueryResult,
     utcnow,
 )
+from sentinel.mute import is_muted
 from sentinel.redact import redact
-from sentinel.rules import AlertRules, decide
+from sentinel.rules import NODATA, AlertRules, Transition, decide, effective_outcome
 from sentinel.store.runs import EXECUTION_STATUS, RunOutcome, apply_outcome, claim_run
 from sentinel.store.schema import ensure_schema
 
@@ -75,7 +77,14 @@ class AlertExecutor:
 
     def rules_for(self, alert: AlertConfig) -> AlertRules:
         return AlertRules(
-            min_interval_seconds=alert.min_interval or self.min_alert_interval_seconds
+            min_interval_seconds=alert.min_interval or self.min_alert_interval_seconds,
+            fire_after=alert.fire_after,
+            resolve_after=alert.resolve_after,
+            repeat_interval_seconds=alert.repeat_interval,
+            notify_on_recovery=alert.notify_on_recovery,
+            on_no_data=alert.on_no_data,
+            on_error=alert.on_error,
+            error_after=alert.error_after,
         )
 
     def execute_alert(
@@ -112,11 +121,23 @@ class AlertExecutor:
             return self._duplicate(alert, now, triggered_by, scheduled_for)
 
         run = self._run_query(alert, db_adapter)
-        payload = event_payload(
-            self._event(alert, run, claim.execution_id, triggered_by, scheduled_for)
-        )
+        details = self._details(alert, db_adapter, run)
+
+        def payload(transition: Transition) -> dict[str, Any]:
+            event = self._event(alert, run, claim.execution_id, triggered_by, scheduled_for)
+            return event_payload(
+                replace(event, details=details, firing_since=transition.state.firing_since)
+            )
+
         applied = apply_outcome(
-            engine, claim, run, self.rules_for(alert), [n.channel for n in alert.notify], payload
+            engine,
+            claim,
+            run,
+            self.rules_for(alert),
+            [n.channel for n in alert.notify],
+            payload,
+            labels=alert.labels,
+            muted=is_muted(alert.mute, run.finished_at),
         )
         if applied is None:
             return self._duplicate(alert, now, triggered_by, scheduled_for)
@@ -126,7 +147,10 @@ class AlertExecutor:
             notifications.append(
                 outcome
                 or DeliveryOutcome(
-                    notification_id=outbox_id, channel=channel, event="firing", status="pending"
+                    notification_id=outbox_id,
+                    channel=channel,
+                    event=applied.transition.event or "firing",
+                    status="pending",
                 )
             )
         result = ExecutionResult(
@@ -170,18 +194,21 @@ class AlertExecutor:
         started = time.perf_counter()
         result: QueryResult | None = None
         error: str | None = None
+        no_data = False
         try:
             result = db_adapter.execute_alert_query(alert.query, timeout=alert.timeout)
             if db_adapter.more_rows:
                 log.warning(
                     "alert=%s: query returned more than one row; used the first", alert.name
                 )
+        except NoDataError as exc:
+            error, no_data = redact(exc), True
         except SQLSentinelError as exc:
             error = redact(exc)
         except Exception as exc:  # a driver's own error type must still end as a recorded error
             error = redact(f"{type(exc).__name__}: {exc}")
         duration_ms = (time.perf_counter() - started) * 1000.0
-        outcome = result.status if result is not None else ERROR
+        outcome = result.status if result is not None else (NODATA if no_data else ERROR)
         return RunOutcome(outcome, result, error, duration_ms, self.clock())
 
     @staticmethod
@@ -206,7 +233,28 @@ class AlertExecutor:
             execution_id=execution_id,
             triggered_by=triggered_by,
             error=run.error,
+            labels=dict(alert.labels),
+            severity=alert.severity,
+            owner=alert.owner,
+            runbook_url=alert.runbook_url,
         )
+
+    @staticmethod
+    def _details(
+        alert: AlertConfig, db_adapter: DatabaseAdapter, run: RunOutcome
+    ) -> list[dict[str, Any]]:
+        """The first rows of ``details_query``, for runs that said ALERT (what notifications show).
+
+        Fetched before the state transaction, so no lock is held while the database works; a
+        failing details query never fails the run, it only leaves the table out."""
+        if not alert.details_query or run.outcome != ALERT:
+            return []
+        try:
+            rows = db_adapter.fetch_rows(alert.details_query, alert.details_limit, alert.timeout)
+        except Exception as exc:
+            log.warning("alert=%s: details query failed: %s", alert.name, redact(exc))
+            return []
+        return [dict(row) for row in rows]
 
     def _dry_run(
         self, alert: AlertConfig, db_adapter: DatabaseAdapter, triggered_by: str
@@ -214,7 +262,8 @@ class AlertExecutor:
         now = self.clock()
         run = self._run_query(alert, db_adapter)
         state = self._peek_state(alert.name) or AlertState(alert_name=alert.name)
-        transition = decide(state, run.outcome, self.rules_for(alert), now)
+        rules = self.rules_for(alert)
+        transition = decide(state, run.outcome, rules, now, muted=is_muted(alert.mute, now))
         would_send = [
             DeliveryOutcome(channel=n.channel, event="firing", status="dry-run")
             for n in alert.notify
@@ -223,7 +272,7 @@ class AlertExecutor:
         return ExecutionResult(
             alert_name=alert.name,
             timestamp=now.isoformat(),
-            status=EXECUTION_STATUS[run.outcome],
+            status=EXECUTION_STATUS[effective_outcome(run.outcome, rules)],
             query_result=run.query_result,
             duration_ms=run.duration_ms,
             error=run.error,
