@@ -1,4 +1,4 @@
-"""Running alert queries: read-only, time-bounded, first row only.
+"""Running alert queries: read-only, time-bounded, a few rows at most.
 
 The SQL guard (:mod:`sentinel.sqlguard`) is the first fence. This module is the second, for what a
 parser cannot see: a view or function that writes, a driver that accepts several statements. Every
@@ -8,8 +8,9 @@ read-only before any of that (PostgreSQL's ``default_transaction_read_only``, My
 ``TRANSACTION READ ONLY``, SQLite's ``query_only``, DuckDB's ``read_only``), so even a connection
 used outside the adapter cannot write.
 
-Only the first row is read, through a server-side cursor where the driver has one, so a query that
-matches ten million rows costs one row of memory.
+Only the rows asked for are read (the first, or the first few of a ``details_query``), through a
+server-side cursor where the driver has one, so a query that matches ten million rows costs a few
+rows of memory. First row and first N rows are one code path, :meth:`DatabaseAdapter._fetch`.
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 from urllib.parse import quote
 
 import sqlalchemy as sa
@@ -67,6 +68,12 @@ class FirstRow:
     row: dict[str, Any] | None
     more_rows: bool
     columns: tuple[str, ...] = ()
+
+
+class _Rows(NamedTuple):
+    rows: list[dict[str, Any]]
+    more_rows: bool  # the query had rows beyond those read
+    columns: tuple[str, ...]
 
 
 def normalize_url(url: str) -> URL:
@@ -191,18 +198,35 @@ class DatabaseAdapter:
         self, sql: str, timeout: float | None = None, *, guard: bool = True
     ) -> FirstRow:
         """Like :meth:`execute_query`, returning whether more rows followed, thread-safely."""
+        rows, more, columns = self._fetch(sql, 1, timeout, guard=guard)
+        return FirstRow(rows[0] if rows else None, more, columns)
+
+    def fetch_rows(
+        self, sql: str, limit: int, timeout: float | None = None
+    ) -> list[dict[str, Any]]:
+        """At most ``limit`` rows, in the query's order, each a dict keyed by column name.
+
+        For the rows a notification shows (``details_query``): guarded, read-only and bounded in
+        time like the alert query, and never more than ``limit`` rows read, whatever matches.
+        """
+        return self._fetch(sql, limit, timeout).rows
+
+    def _fetch(self, sql: str, limit: int, timeout: float | None, *, guard: bool = True) -> _Rows:
+        """The one way a query runs: guard, read-only transaction, timeout, read ``limit`` rows."""
         if guard:
             check_query(sql, self.sql_dialect)
-        limit = self.timeout if timeout is None else float(timeout)
-        if not limit > 0:
-            raise ValueError(f"timeout must be positive, got {limit}")
+        if limit < 1:
+            raise ValueError(f"limit must be at least 1, got {limit}")
+        seconds = self.timeout if timeout is None else float(timeout)
+        if not seconds > 0:
+            raise ValueError(f"timeout must be positive, got {seconds}")
         conn = self._connect()
-        deadline = time.monotonic() + limit
+        deadline = time.monotonic() + seconds
         try:
-            with _read_only_transaction(conn, limit, deadline):
-                return _first_row(conn, sql, deadline)
+            with _read_only_transaction(conn, seconds, deadline):
+                return _read_rows(conn, sql, limit, deadline)
         except sa_exc.DBAPIError as exc:
-            raise self._translate(exc, limit, deadline) from exc
+            raise self._translate(exc, seconds, deadline) from exc
         finally:
             _finish(conn)
 
@@ -295,25 +319,35 @@ def _interrupt_after(raw: Any, limit: float) -> Iterator[None]:
             timer.cancel()
 
 
-def _first_row(conn: Connection, sql: str, deadline: float) -> FirstRow:
+def _read_rows(conn: Connection, sql: str, limit: int, deadline: float) -> _Rows:
+    """Read ``limit`` rows and look one ahead: whether the result ended decides how it is left."""
     # no_parameters: the SQL goes to the driver as written, so a literal "%" is not a placeholder.
     options = {"stream_results": True, "no_parameters": True}
+    # With a server-side cursor, SQLAlchemy fetches the first row here already.
     result = conn.exec_driver_sql(sql, execution_options=options)
     if not result.returns_rows:
         result.close()
-        return FirstRow(None, more_rows=False)
+        return _Rows([], more_rows=False, columns=())
     columns = tuple(result.keys())
-    row = result.fetchone()
-    if row is not None and conn.dialect.name == "postgresql":
-        # Each FETCH from a server-side cursor is a statement with a timeout of its own: give the
-        # look-ahead only what is left, so the whole query stays within one timeout.
-        left_ms = max(1, round((deadline - time.monotonic()) * 1000))
-        conn.exec_driver_sql(f"SET LOCAL statement_timeout = {left_ms}")
-    more = row is not None and result.fetchone() is not None
+    if limit > 1:
+        _time_left_for_next_fetch(conn, deadline)  # one more FETCH, for rows 2..limit
+    rows = [dict(row._mapping) for row in result.fetchmany(limit)]
+    more = False
+    if len(rows) == limit:
+        _time_left_for_next_fetch(conn, deadline)
+        more = result.fetchone() is not None
     if more and conn.dialect.name in ("mysql", "mariadb"):
         _abandon_mysql_result(conn)
     result.close()
-    return FirstRow(dict(row._mapping) if row is not None else None, more, columns)
+    return _Rows(rows, more, columns)
+
+
+def _time_left_for_next_fetch(conn: Connection, deadline: float) -> None:
+    """Each FETCH from a PostgreSQL server-side cursor is a statement with a timeout of its own:
+    give the next one only what is left, so the whole query stays within one timeout."""
+    if conn.dialect.name == "postgresql":
+        left_ms = max(1, round((deadline - time.monotonic()) * 1000))
+        conn.exec_driver_sql(f"SET LOCAL statement_timeout = {left_ms}")
 
 
 def _abandon_mysql_result(conn: Connection) -> None:
