@@ -50,7 +50,7 @@ RECIPIENTS = ["oncall@example.com", "data@example.com"]
 CONTRACT_FIELDS = {
     "version", "event", "alert_name", "description", "status", "actual_value", "threshold",
     "context", "executed_at", "scheduled_for", "execution_id", "notification_id", "triggered_by",
-    "labels", "error", "message",
+    "labels", "error", "message", "details", "severity", "owner", "runbook_url", "firing_since",
 }  # fmt: skip
 
 

@@ -40,6 +40,10 @@ class NotificationService(ABC):
             threshold=result.threshold,
             context=dict(result.context),
             executed_at=utcnow(),
+            labels=dict(alert.labels),
+            severity=alert.severity,
+            owner=alert.owner,
+            runbook_url=alert.runbook_url,
         )
         self.deliver(event, notification_config, alert)
 

@@ -1,5 +1,9 @@
 """Turning an alert event into text: Jinja2 templates, the variables they see, the webhook payload.
 
+The rows of a ``details_query`` are laid out here for every channel alike: one value per cell, on
+one line, clipped (:func:`cell_text`), and aligned into a monospace table (:func:`text_table`, also
+a template filter), because a notification is read at a glance and must survive any data.
+
 User templates come from the alert file, which is not always written by whoever runs the process,
 so they run in Jinja2's sandbox: no attribute starting with ``_``, no access to Python internals.
 Undefined names render empty rather than failing, because a column that is missing from today's
@@ -10,8 +14,9 @@ falls back to the default text, with a note: a plain notification beats none.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
+from decimal import Decimal
 from functools import cache, lru_cache
 from typing import TYPE_CHECKING, Any
 
@@ -24,6 +29,7 @@ from jinja2 import (
 )
 from jinja2.sandbox import SandboxedEnvironment
 
+from sentinel.durations import format_duration
 from sentinel.redact import redact
 from sentinel.serialization import to_jsonable
 
@@ -35,6 +41,8 @@ if TYPE_CHECKING:
 PAYLOAD_VERSION = 1
 
 _MAX_SUBJECT = 200
+# A details cell longer than this is clipped, so one long text column cannot push a table apart.
+_MAX_CELL = 60
 
 
 def _blank_none(value: Any) -> Any:
@@ -48,6 +56,77 @@ def slack_escape(value: Any) -> str:
     return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
 
 
+def is_web_url(value: Any) -> bool:
+    """Whether ``value`` may become a link: http(s) only, so a runbook URL cannot run script."""
+    text = str(value or "")
+    return text.lower().startswith(("http://", "https://")) and not any(
+        c.isspace() or c in "<>|\"'" for c in text
+    )
+
+
+def cell_text(value: Any, width: int = _MAX_CELL) -> str:
+    """One details value as table text: on one line, blank for NULL, bytes as hex, clipped."""
+    if value is None:
+        return ""
+    raw = bytes(value).hex() if isinstance(value, bytes | bytearray | memoryview) else str(value)
+    text = " ".join(raw.split())  # a newline or tab inside a value would break the table apart
+    return text if len(text) <= width else text[: width - 1] + "…"
+
+
+def details_columns(rows: Sequence[Mapping[str, Any]]) -> list[str]:
+    """The column names of a details result, in order: the first row's keys."""
+    return [str(name) for name in rows[0]] if rows else []
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, int | float | Decimal) and not isinstance(value, bool)
+
+
+def text_table(rows: Sequence[Mapping[str, Any]]) -> str:
+    """Rows as an aligned plain-text table (header, rule, a line per row) for monospace text.
+
+    Numeric columns are right-aligned so their digits line up; everything else left-aligned.
+    """
+    columns = details_columns(rows)
+    if not columns:
+        return ""
+    cells = [[cell_text(row.get(name)) for name in columns] for row in rows]
+    widths = [
+        max([len(cell_text(name))] + [len(line[i]) for line in cells])
+        for i, name in enumerate(columns)
+    ]
+    numeric = [
+        all(_is_number(row.get(name)) for row in rows if row.get(name) is not None)
+        for name in columns
+    ]
+
+    def line(values: Sequence[str]) -> str:
+        padded = (
+            v.rjust(w) if right else v.ljust(w)
+            for v, w, right in zip(values, widths, numeric, strict=True)
+        )
+        return "  ".join(padded).rstrip()
+
+    header = line([cell_text(name) for name in columns])
+    rule = "  ".join("-" * w for w in widths)
+    return "\n".join([header, rule, *(line(values) for values in cells)])
+
+
+def _as_utc(moment: datetime) -> datetime:
+    # Sentinel's own timestamps are naive UTC; a driver may hand back an aware one.
+    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
+
+
+def firing_for(event: AlertEvent) -> str:
+    """How long the alert was firing, like ``2h15m`` (seconds only under an hour), or ``""``."""
+    if event.firing_since is None or event.executed_at is None:
+        return ""
+    seconds = int((_as_utc(event.executed_at) - _as_utc(event.firing_since)).total_seconds())
+    if seconds >= 3600:
+        seconds -= seconds % 60  # "2h15m" reads better than "2h15m7s"
+    return format_duration(seconds)
+
+
 @cache
 def _environment() -> SandboxedEnvironment:
     environment = SandboxedEnvironment(
@@ -59,6 +138,9 @@ def _environment() -> SandboxedEnvironment:
         lstrip_blocks=True,
     )
     environment.filters["slack_escape"] = slack_escape
+    environment.filters["cell"] = cell_text
+    environment.filters["text_table"] = text_table
+    environment.tests["web_url"] = is_web_url
     return environment
 
 
@@ -93,6 +175,13 @@ def template_variables(event: AlertEvent, alert: AlertConfig | None = None) -> d
         "triggered_by": event.triggered_by,
         "error": event.error,
         "labels": dict(event.labels),
+        "severity": event.severity,
+        "owner": event.owner,
+        "runbook_url": event.runbook_url,
+        "firing_since": event.firing_since,
+        "firing_for": firing_for(event),
+        "details": [dict(row) for row in event.details],
+        "details_columns": details_columns(event.details),
     }
     columns = {str(k): v for k, v in event.context.items() if str(k) not in named}
     return {**columns, **named}
@@ -172,18 +261,18 @@ def render_message(
 
 
 def _utc_iso(moment: datetime | None) -> str | None:
-    # Sentinel's own timestamps are naive UTC; saying so spares every receiver a guess.
-    if moment is None:
-        return None
-    if moment.tzinfo is None:
-        moment = moment.replace(tzinfo=UTC)
-    return moment.isoformat()
+    # Saying UTC explicitly spares every receiver a guess.
+    return None if moment is None else _as_utc(moment).isoformat()
 
 
 def webhook_payload(
     event: AlertEvent, alert: AlertConfig | None = None, message: str | None = None
 ) -> dict[str, Any]:
-    """The documented, stable JSON body of a webhook notification (payload version 1)."""
+    """The documented, stable JSON body of a webhook notification (payload version 1).
+
+    Fields are only ever added within a version (``details`` .. ``firing_since`` were), so a
+    receiver written against version 1 keeps working.
+    """
     return {
         "version": PAYLOAD_VERSION,
         "event": event.event,
@@ -201,4 +290,9 @@ def webhook_payload(
         "labels": {str(k): str(v) for k, v in event.labels.items()},
         "error": event.error,
         "message": message,
+        "details": [to_jsonable(dict(row)) for row in event.details],
+        "severity": event.severity,
+        "owner": event.owner,
+        "runbook_url": event.runbook_url,
+        "firing_since": _utc_iso(event.firing_since),
     }
