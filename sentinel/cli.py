@@ -8,13 +8,12 @@ from __future__ import annotations
 
 import os
 import sys
-from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 import click
 
 from sentinel import __version__
-from sentinel.errors import SQLSentinelError, UsageError, ValidationError
+from sentinel.errors import SQLSentinelError, ValidationError
 
 if TYPE_CHECKING:
     from sentinel.service import SentinelService
@@ -191,6 +190,10 @@ def status(config: str, state_db: str | None, as_json: bool) -> None:
                     {
                         "alert": r.alert.name,
                         "enabled": r.alert.enabled,
+                        "severity": r.alert.severity,
+                        "labels": r.alert.labels,
+                        "owner": r.alert.owner,
+                        "muted": r.muted,
                         "state": asdict(r.state),
                         "next_run": r.next_run,
                         "last_run": asdict(r.last_run) if r.last_run else None,
@@ -220,135 +223,9 @@ def _queue_depths() -> dict[str, int]:
         return {}
 
 
-@cli.command()
-@config_argument
-@click.argument("name")
-@click.option("--for", "duration", metavar="DURATION", help="How long, e.g. 30m, 4h, 2d.")
-@click.option("--until", "until", metavar="TIME", help="ISO 8601 end time (no offset means UTC).")
-@state_db_option
-def silence(
-    config: str, name: str, duration: str | None, until: str | None, state_db: str | None
-) -> None:
-    """Silence an alert: no notifications until the silence ends."""
-    from sentinel.durations import parse_duration
-    from sentinel.models import utcnow
-
-    if (duration is None) == (until is None):
-        raise UsageError("give exactly one of --for DURATION or --until TIME")
-    if duration is not None:
-        try:
-            end = utcnow() + parse_duration(duration)
-        except ValueError as exc:
-            raise UsageError(f"--for: {exc}") from None
-    else:
-        end = _parse_time(str(until))
-    service = _service(config, state_db)
-    try:
-        service.silence(name, end)
-    finally:
-        service.close()
-    click.echo(f"silenced {name} until {end:%Y-%m-%d %H:%M:%S} UTC")
-
-
-@cli.command()
-@config_argument
-@click.argument("name")
-@state_db_option
-def unsilence(config: str, name: str, state_db: str | None) -> None:
-    """Remove an alert's silence."""
-    service = _service(config, state_db)
-    try:
-        service.unsilence(name)
-    finally:
-        service.close()
-    click.echo(f"unsilenced {name}")
-
-
-@cli.command()
-@config_argument
-@state_db_option
-def scheduler(config: str, state_db: str | None) -> None:
-    """The clock process: runs every alert on its schedule until stopped.
-
-    With REDIS_URL/BROKER_URL set, due runs are enqueued for Dramatiq workers (several replicas may
-    run; one is active). Without a broker they run in this process.
-    """
-    import signal
-    import threading
-
-    from sentinel.fleet import load_fleet
-
-    stop = threading.Event()
-    for signum in (signal.SIGTERM, signal.SIGINT):
-        signal.signal(signum, lambda *_: stop.set())
-    fleet = load_fleet()
-    if fleet is not None:
-        fleet.run_scheduler(config, stop)
-        return
-    from sentinel.embedded import run_embedded
-
-    service = _service(config, state_db, warn=True)
-    click.echo(f"scheduler: {len(service.config.alerts)} alerts, running in this process")
-    try:
-        run_embedded(service, stop)
-    finally:
-        service.close()
-
-
-@cli.command()
-@config_argument
-@click.option("--alert", "alert_name", metavar="NAME", help="Only this alert.")
-@click.option("--wait", "wait", is_flag=True, help="Wait for the outcomes and print them.")
-@click.option("--timeout", default=300.0, show_default=True, help="Seconds --wait waits.")
-@state_db_option
-@json_option
-def enqueue(
-    config: str,
-    alert_name: str | None,
-    wait: bool,
-    timeout: float,
-    state_db: str | None,
-    as_json: bool,
-) -> None:
-    """Send manual runs through the broker to the workers; prints the message ids."""
-    from sentinel import report
-    from sentinel.fleet import load_fleet
-
-    fleet = load_fleet()
-    if fleet is None:
-        raise UsageError("enqueue needs a broker: set REDIS_URL or BROKER_URL (or use 'run')")
-    service = _service(config, state_db)
-    names = [a.name for a in service.select_alerts(alert_name)]
-    ids = fleet.enqueue(config, names, "CLI")
-    if not wait:
-        for name, message_id in zip(names, ids, strict=True):
-            click.echo(f"{message_id}  {name}")
-        return
-    try:
-        records = service.wait_for_messages(ids, timeout)
-    finally:
-        service.close()
-    if as_json:
-        from dataclasses import asdict
-
-        click.echo(report.to_json([asdict(r) for r in records]))
-    else:
-        click.echo(report.history_rows(records))
-    if len(records) < len(ids):
-        raise SQLSentinelError(f"{len(ids) - len(records)} runs did not finish within {timeout:g}s")
-    fired = any(r.status in ("failure", "error") for r in records)
-    sys.exit(EXIT_ALERT if fired else EXIT_OK)
-
-
-def _parse_time(text: str) -> datetime:
-    try:
-        moment = datetime.fromisoformat(text)
-    except ValueError:
-        raise UsageError(f"--until: not an ISO 8601 time: '{text}'") from None
-    if moment.tzinfo is not None:
-        moment = moment.astimezone(UTC).replace(tzinfo=None)
-    return moment
-
-
 def main() -> None:
     cli(prog_name="sqlsentinel")
+
+
+# The command groups that live in modules of their own register themselves on `cli`.
+from sentinel import cli_fleet, cli_silences  # noqa: E402, F401

@@ -123,13 +123,19 @@ def statistics(stats: dict[str, Any]) -> str:
 
 
 def status_rows(rows: Sequence[Any], now: datetime) -> str:
-    """One line per alert: state, since when, silence, last and next run, and any problem."""
+    """One line per alert: state, since when, pending count, silence, mute, last and next run,
+    and any problem."""
     out = []
     for r in rows:
         state = r.state
         label = state.current_status or "never run"
         if not r.alert.enabled:
             label += " (disabled)"
+        pending = (
+            f"{state.consecutive_alerts}/{r.alert.fire_after}"
+            if state.current_status == "PENDING"
+            else None
+        )
         silenced = (
             state.silence_until if state.silence_until and state.silence_until > now else None
         )
@@ -139,26 +145,22 @@ def status_rows(rows: Sequence[Any], now: datetime) -> str:
             problems.append(f"last run failed: {state.last_error}")
         if last is not None and last.notification_error:
             problems.append(f"notification: {last.notification_error}")
+        if state.held:
+            problems.append(f"{state.held} notice held by a mute window")
         out.append(
             [
                 r.alert.name,
+                r.alert.severity,
                 label,
                 state.status_since,
+                pending,
                 silenced,
+                "yes" if r.muted else None,
                 last.executed_at if last else None,
                 _LABEL.get(last.status, last.status) if last else None,
                 r.next_run,
                 "; ".join(problems) or "-",
             ]
         )
-    headers = [
-        "alert",
-        "state",
-        "since",
-        "silenced until",
-        "last run",
-        "result",
-        "next run",
-        "notes",
-    ]
-    return table(headers, out)
+    headers = ["alert", "severity", "state", "since", "pending", "silenced until", "muted"]
+    return table([*headers, "last run", "result", "next run", "notes"], out)

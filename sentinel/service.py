@@ -23,6 +23,7 @@ if TYPE_CHECKING:
     from sentinel.database import DatabaseAdapter
     from sentinel.executor import AlertExecutor
     from sentinel.notifications import NotificationFactory
+    from sentinel.store.silences import Silence
 
 
 def resolve_state_url(explicit: str | None, config: SentinelConfig | None) -> str:
@@ -43,6 +44,7 @@ class AlertStatus:
     state: AlertState
     next_run: datetime | None
     last_run: ExecutionRecord | None
+    muted: bool = False
 
 
 class SentinelService:
@@ -184,10 +186,12 @@ class SentinelService:
             time.sleep(0.2)
 
     def status(self) -> list[AlertStatus]:
+        from sentinel.mute import is_muted
         from sentinel.schedule import next_run
         from sentinel.store import ExecutionHistory, StateManager
 
-        states = StateManager(self.state_engine, self.clock).get_states()
+        manager = StateManager(self.state_engine, self.clock)
+        states = manager.get_states({a.name: a.labels for a in self.config.alerts})
         history = ExecutionHistory(self.state_engine)
         now = self.clock()
         rows = []
@@ -197,6 +201,7 @@ class SentinelService:
                 AlertStatus(
                     alert=alert,
                     state=states.get(alert.name) or AlertState(alert_name=alert.name),
+                    muted=is_muted(alert.mute, now),
                     next_run=next_run(alert.schedule, alert.timezone, now)
                     if alert.enabled
                     else None,
@@ -205,17 +210,54 @@ class SentinelService:
             )
         return rows
 
-    def silence(self, alert_name: str, until: datetime) -> None:
-        from sentinel.store import StateManager
+    def silence(
+        self,
+        alert_name: str | None,
+        until: datetime,
+        *,
+        matchers: dict[str, str] | None = None,
+        reason: str | None = None,
+        created_by: str | None = None,
+    ) -> int:
+        """Silence one alert by name, or every alert whose labels match; returns the silence id."""
+        from sentinel.store.schema import ensure_schema
+        from sentinel.store.silences import add_silence
 
-        self.config.alert(alert_name)
-        StateManager(self.state_engine, self.clock).silence_alert(alert_name, until)
+        if alert_name is not None:
+            self.config.alert(alert_name)
+        if matchers and not any(
+            all(a.labels.get(k) == v for k, v in matchers.items()) for a in self.config.alerts
+        ):
+            raise UsageError(f"no alert has the labels {matchers}")
+        ensure_schema(self.state_engine)
+        return add_silence(
+            self.state_engine,
+            until=until,
+            now=self.clock(),
+            alert_name=alert_name,
+            matchers=matchers,
+            reason=reason,
+            created_by=created_by,
+        )
 
-    def unsilence(self, alert_name: str) -> None:
-        from sentinel.store import StateManager
+    def unsilence(self, alert_name: str | None = None, silence_id: int | None = None) -> int:
+        """End an alert's silences, or one silence by id; returns how many ended."""
+        from sentinel.store.schema import ensure_schema
+        from sentinel.store.silences import end_silences
 
-        self.config.alert(alert_name)
-        StateManager(self.state_engine, self.clock).unsilence_alert(alert_name)
+        if alert_name is not None:
+            self.config.alert(alert_name)
+        ensure_schema(self.state_engine)
+        return end_silences(
+            self.state_engine, self.clock(), alert_name=alert_name, silence_id=silence_id
+        )
+
+    def silences(self, include_expired: bool = False) -> list[Silence]:
+        from sentinel.store.schema import ensure_schema
+        from sentinel.store.silences import list_silences
+
+        ensure_schema(self.state_engine)
+        return list_silences(self.state_engine, self.clock(), include_expired)
 
     def close(self) -> None:
         if self._state_engine is not None:

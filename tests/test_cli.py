@@ -222,7 +222,7 @@ def test_password_never_shown(tmp_path: Path, postgres_url: str) -> None:
 def test_init_is_idempotent(tmp_path: Path) -> None:
     url = f"sqlite:///{tmp_path / 'state.db'}"
     first = sqlsentinel("init", "--state-db", url)
-    assert first.returncode == 0 and "revision 0002" in first.stdout
+    assert first.returncode == 0 and "revision 0003" in first.stdout
     assert sqlsentinel("init", "--state-db", url).returncode == 0
     tables = sa.inspect(sa.create_engine(url)).get_table_names()
     assert {
@@ -294,3 +294,34 @@ def test_state_database_with_a_wrong_password(
     finally:
         with mariadb_databases.admin.connect() as conn:
             conn.exec_driver_sql(f"DROP USER IF EXISTS '{user}'@'127.0.0.1'")
+
+
+def test_silences_by_label_are_listed_and_kept_as_an_audit_trail(tmp_path: Path) -> None:
+    data = make_data_db(tmp_path / "data.db", value=5)
+    cfg = config_file(
+        tmp_path,
+        data,
+        [alert("a", labels={"team": "data"}), alert("b", labels={"team": "web"})],
+    )
+    env = {"STATE_DB_URL": f"sqlite:///{tmp_path / 'state.db'}"}
+    made = sqlsentinel(
+        "silence", cfg, "--match", "team=data", "--for", "1h", "--reason", "deploy", "--by", "ana",
+        env=env,
+    )  # fmt: skip
+    assert made.returncode == 0, made.stderr
+    assert made.stdout.startswith("silence 1: team=data until")
+    listed = json.loads(sqlsentinel("silences", cfg, "--json", env=env).stdout)
+    assert [(s["matchers"], s["created_by"], s["reason"]) for s in listed] == [
+        ({"team": "data"}, "ana", "deploy")
+    ]
+    status = {
+        r["alert"]: r for r in json.loads(sqlsentinel("status", cfg, "--json", env=env).stdout)
+    }
+    assert status["a"]["state"]["silence_until"] is not None
+    assert status["b"]["state"]["silence_until"] is None
+    assert sqlsentinel("unsilence", cfg, "--id", "1", env=env).stdout.strip() == "ended 1 silence"
+    assert json.loads(sqlsentinel("silences", cfg, "--json", env=env).stdout) == []
+    history = sqlsentinel("silences", cfg, "--all", env=env).stdout
+    assert "team=data" in history and "ended" in history
+    nobody = sqlsentinel("silence", cfg, "--match", "team=nobody", "--for", "1h", env=env)
+    assert nobody.returncode == 2 and "no alert has the labels" in nobody.stderr

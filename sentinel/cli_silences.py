@@ -1,0 +1,141 @@
+"""``sqlsentinel silence``, ``unsilence`` and ``silences``: silences by name or by label matchers,
+kept as an audit trail (who, why, from, until)."""
+
+from __future__ import annotations
+
+import getpass
+from datetime import UTC, datetime
+
+import click
+
+from sentinel.cli import _service, cli, config_argument, json_option, state_db_option
+from sentinel.errors import UsageError
+
+
+def _parse_time(text: str) -> datetime:
+    try:
+        moment = datetime.fromisoformat(text)
+    except ValueError:
+        raise UsageError(f"--until: not an ISO 8601 time: '{text}'") from None
+    if moment.tzinfo is not None:
+        moment = moment.astimezone(UTC).replace(tzinfo=None)
+    return moment
+
+
+def _parse_matchers(pairs: tuple[str, ...]) -> dict[str, str]:
+    matchers = {}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        if not sep or not key:
+            raise UsageError(f"--match: expected LABEL=VALUE, got '{pair}'")
+        matchers[key.strip()] = value.strip()
+    return matchers
+
+
+def _end_time(duration: str | None, until: str | None) -> datetime:
+    from sentinel.durations import parse_duration
+    from sentinel.models import utcnow
+
+    if (duration is None) == (until is None):
+        raise UsageError("give exactly one of --for DURATION or --until TIME")
+    if duration is not None:
+        try:
+            return utcnow() + parse_duration(duration)
+        except ValueError as exc:
+            raise UsageError(f"--for: {exc}") from None
+    return _parse_time(str(until))
+
+
+def _who() -> str:
+    try:
+        return getpass.getuser()
+    except (KeyError, OSError):
+        return "unknown"
+
+
+@cli.command()
+@config_argument
+@click.argument("name", required=False)
+@click.option("--match", "match", multiple=True, metavar="LABEL=VALUE", help="Silence by labels.")
+@click.option("--for", "duration", metavar="DURATION", help="How long, e.g. 30m, 4h, 2d.")
+@click.option("--until", "until", metavar="TIME", help="ISO 8601 end time (no offset means UTC).")
+@click.option("--reason", metavar="TEXT", help="Why (kept in the audit trail).")
+@click.option("--by", "created_by", metavar="WHO", help="Who silences (default: your user name).")
+@state_db_option
+def silence(
+    config: str,
+    name: str | None,
+    match: tuple[str, ...],
+    duration: str | None,
+    until: str | None,
+    reason: str | None,
+    created_by: str | None,
+    state_db: str | None,
+) -> None:
+    """Silence an alert by NAME, or all alerts matching --match labels, for a while."""
+    matchers = _parse_matchers(match)
+    if name is None and not matchers:
+        raise UsageError("name an alert or give --match LABEL=VALUE")
+    end = _end_time(duration, until)
+    service = _service(config, state_db)
+    try:
+        silence_id = service.silence(
+            name, end, matchers=matchers, reason=reason, created_by=created_by or _who()
+        )
+    finally:
+        service.close()
+    what = name or " ".join(f"{k}={v}" for k, v in matchers.items())
+    click.echo(f"silence {silence_id}: {what} until {end:%Y-%m-%d %H:%M:%S} UTC")
+
+
+@cli.command()
+@config_argument
+@click.argument("name", required=False)
+@click.option("--id", "silence_id", type=int, help="End one silence by its id (see 'silences').")
+@state_db_option
+def unsilence(config: str, name: str | None, silence_id: int | None, state_db: str | None) -> None:
+    """End an alert's silences (or one silence by --id); they stay in the audit trail."""
+    if (name is None) == (silence_id is None):
+        raise UsageError("give an alert NAME or --id N")
+    service = _service(config, state_db)
+    try:
+        ended = service.unsilence(name, silence_id)
+    finally:
+        service.close()
+    click.echo(f"ended {ended} silence{'s' if ended != 1 else ''}")
+
+
+@cli.command()
+@config_argument
+@click.option("--all", "include_expired", is_flag=True, help="Include ended silences.")
+@state_db_option
+@json_option
+def silences(config: str, include_expired: bool, state_db: str | None, as_json: bool) -> None:
+    """List silences: what they match, who set them, why, from and until."""
+    from dataclasses import asdict
+
+    from sentinel import report
+
+    service = _service(config, state_db)
+    try:
+        found = service.silences(include_expired)
+        now = service.clock()
+    finally:
+        service.close()
+    if as_json:
+        click.echo(report.to_json([asdict(s) for s in found]))
+        return
+    rows = [
+        [
+            s.id,
+            s.alert_name or " ".join(f"{k}={v}" for k, v in s.matchers.items()),
+            s.created_by,
+            s.starts_at,
+            s.ends_at,
+            "active" if s.active(now) else "ended",
+            s.reason,
+        ]
+        for s in found
+    ]
+    headers = ["id", "matches", "by", "from (utc)", "until (utc)", "state", "reason"]
+    click.echo(report.table(headers, rows) if rows else "no silences")
