@@ -129,8 +129,10 @@ def test_two_schedulers_and_two_worker_groups_run_each_slot_once(
     """500 alerts due every minute, 2 scheduler replicas, 4 worker processes."""
     config = write_config(tmp_path, postgres_url, http_server, alerting=250, quiet=250)
     configure(fleet, config, postgres_url)
-    fleet.worker(processes=2, threads=8)
-    fleet.worker(processes=2, threads=8)
+    # 4 processes x 4 threads: each thread may hold a state and a data connection, and the
+    # PostgreSQL here allows 100 in all.
+    fleet.worker(processes=2, threads=4)
+    fleet.worker(processes=2, threads=4)
     started = utcnow()
     fleet.scheduler(config)
     fleet.scheduler(config)
