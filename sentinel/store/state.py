@@ -27,8 +27,8 @@ _STORED = [name for name in _COLUMNS if name != "alert_name" and name in state_t
 
 
 def row_to_state(row: Any) -> AlertState:
-    mapping = row._mapping
-    return AlertState(**{name: mapping[name] for name in _COLUMNS if name in mapping})
+    values = row._asdict()
+    return AlertState(**{name: values[name] for name in _COLUMNS if name in values})
 
 
 _SELECT_STATE = sa.select(state_table).where(state_table.c.alert_name == sa.bindparam("b_name"))

@@ -1,0 +1,69 @@
+"""What every request handler needs: the configured service, the auth settings, the clock."""
+
+from __future__ import annotations
+
+import hmac
+import os
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime
+
+from fastapi import Request
+
+from sentinel.errors import SQLSentinelError
+from sentinel.models import utcnow
+from sentinel.service import SentinelService
+
+
+class UnauthorizedError(SQLSentinelError):
+    """A request that needs the API token did not carry the right one."""
+
+
+@dataclass
+class ApiContext:
+    service: SentinelService
+    #: ``SENTINEL_API_TOKEN``: required for mutating endpoints and history (and for everything
+    #: but health unless ``public_read``). ``None``: no auth, and only loopback binds are allowed.
+    token: str | None = None
+    #: ``SENTINEL_API_PUBLIC_STATUS``: read-only status endpoints and the page need no token.
+    public_read: bool = False
+    clock: Callable[[], datetime] = field(default=utcnow)
+
+    @classmethod
+    def from_env(cls, service: SentinelService) -> ApiContext:
+        token = os.environ.get("SENTINEL_API_TOKEN") or None
+        public = os.environ.get("SENTINEL_API_PUBLIC_STATUS", "").lower() in ("1", "true", "yes")
+        return cls(service=service, token=token, public_read=public, clock=service.clock)
+
+    def token_ok(self, presented: str | None) -> bool:
+        """Constant-time comparison, so the token cannot be guessed byte by byte."""
+        if self.token is None:
+            return True
+        if not presented:
+            return False
+        return hmac.compare_digest(presented.encode(), self.token.encode())
+
+
+def context(request: Request) -> ApiContext:
+    ctx: ApiContext = request.app.state.sentinel
+    return ctx
+
+
+def bearer(request: Request) -> str | None:
+    header = request.headers.get("authorization", "")
+    scheme, _, value = header.partition(" ")
+    return value.strip() if scheme.lower() == "bearer" else None
+
+
+def require_token(request: Request) -> None:
+    """Dependency of mutating endpoints and history."""
+    if not context(request).token_ok(bearer(request)):
+        raise UnauthorizedError("a valid bearer token is required (Authorization: Bearer …)")
+
+
+def require_read(request: Request) -> None:
+    """Dependency of read-only status endpoints: open when configured so, else like writes."""
+    ctx = context(request)
+    if ctx.public_read:
+        return
+    require_token(request)

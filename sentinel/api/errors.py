@@ -1,0 +1,77 @@
+"""Every error answers in one JSON shape, without stack traces or secrets:
+
+``{"error": {"status": 404, "code": "not_found", "message": "...", "fields": [...]}}``
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from sentinel.api.context import UnauthorizedError
+from sentinel.errors import SQLSentinelError, StateStoreError, UsageError, ValidationError
+from sentinel.redact import redact
+
+log = logging.getLogger("sentinel.api")
+
+
+def error_body(
+    status: int, code: str, message: str, fields: list[dict[str, Any]] | None = None
+) -> dict[str, Any]:
+    return {
+        "error": {
+            "status": status,
+            "code": code,
+            "message": redact(message),
+            "fields": fields or [],
+        }
+    }
+
+
+def _response(
+    status: int, code: str, message: str, fields: list[dict[str, Any]] | None = None
+) -> JSONResponse:
+    headers = {"WWW-Authenticate": "Bearer"} if status == 401 else None
+    return JSONResponse(
+        error_body(status, code, message, fields), status_code=status, headers=headers
+    )
+
+
+def install(app: FastAPI) -> None:
+    @app.exception_handler(RequestValidationError)
+    async def invalid_request(_: Request, exc: RequestValidationError) -> JSONResponse:
+        fields = [
+            {
+                "field": ".".join(str(p) for p in err.get("loc", ()) if p != "body"),
+                "message": redact(err.get("msg", "")),
+            }
+            for err in exc.errors()
+        ]
+        return _response(422, "invalid_request", "the request is not valid", fields)
+
+    @app.exception_handler(StarletteHTTPException)
+    async def http_error(_: Request, exc: StarletteHTTPException) -> JSONResponse:
+        code = {404: "not_found", 405: "method_not_allowed"}.get(exc.status_code, "http_error")
+        return _response(exc.status_code, code, str(exc.detail))
+
+    @app.exception_handler(SQLSentinelError)
+    async def sentinel_error(_: Request, exc: SQLSentinelError) -> JSONResponse:
+        if isinstance(exc, UnauthorizedError):
+            return _response(401, "unauthorized", str(exc))
+        if isinstance(exc, UsageError):
+            return _response(404, "not_found", str(exc))
+        if isinstance(exc, ValidationError):
+            return _response(422, "invalid_request", str(exc))
+        if isinstance(exc, StateStoreError):
+            return _response(503, "state_database_unavailable", str(exc))
+        return _response(500, "sentinel_error", str(exc))
+
+    @app.exception_handler(Exception)
+    async def unexpected(_: Request, exc: Exception) -> JSONResponse:
+        log.error("unexpected %s: %s", type(exc).__name__, redact(exc))
+        return _response(500, "internal_error", "internal error (see the server log)")

@@ -1,0 +1,62 @@
+"""``GET /metrics``: Prometheus text, computed from the state database at scrape time."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter, Depends
+from fastapi.responses import Response
+
+from sentinel.api import views
+from sentinel.api.context import ApiContext, context, require_read
+
+router = APIRouter()
+
+
+@router.get(
+    "/metrics",
+    dependencies=[Depends(require_read)],
+    tags=["operations"],
+    response_class=Response,
+    responses={200: {"content": {"text/plain": {"schema": {"type": "string"}}}}},
+)
+def metrics(ctx: ApiContext = Depends(context)) -> Response:  # noqa: B008 - FastAPI's idiom
+    from prometheus_client import CollectorRegistry, Gauge, generate_latest
+    from prometheus_client.exposition import CONTENT_TYPE_LATEST
+
+    from sentinel.api.routes import queue_depths
+
+    try:
+        depths = queue_depths()
+    except Exception:
+        depths = {}
+    now = ctx.clock()
+    data = views.stats(ctx.service, now, depths)
+    registry = CollectorRegistry()
+    alerts = Gauge("sqlsentinel_alerts", "Alerts by state", ["state"], registry=registry)
+    for state, count in data.by_state.items():
+        alerts.labels(state).set(count)
+    runs = Gauge(
+        "sqlsentinel_executions", "Executions in the window", ["window"], registry=registry
+    )
+    runs.labels("1h").set(data.executions_last_hour)
+    runs.labels("1d").set(data.executions_last_day)
+    Gauge("sqlsentinel_failure_rate_percent", "Share of runs that fired, last day",
+          registry=registry).set(data.failure_rate_last_day)  # fmt: skip
+    notes = Gauge(
+        "sqlsentinel_notifications",
+        "Notifications by status",
+        ["window", "status"],
+        registry=registry,
+    )
+    for window, counts in (
+        ("1h", data.notifications_last_hour),
+        ("1d", data.notifications_last_day),
+    ):
+        for status, count in counts.items():
+            notes.labels(window, status).set(count)
+    depth = Gauge("sqlsentinel_queue_depth", "Messages waiting", ["queue"], registry=registry)
+    for queue, count in depths.items():
+        depth.labels(queue).set(count)
+    body: Any = generate_latest(registry)
+    return Response(body, media_type=CONTENT_TYPE_LATEST)

@@ -1,0 +1,223 @@
+"""The JSON API: ``/health``, ``/ready``, ``/api/v1/...`` (the spec's section 5)."""
+
+from __future__ import annotations
+
+from dataclasses import asdict
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, Query, Request
+from fastapi.responses import JSONResponse, Response
+from pydantic import TypeAdapter
+
+from sentinel.api import schemas, views
+from sentinel.api.context import ApiContext, context, require_read, require_token
+from sentinel.config import AlertConfig
+from sentinel.errors import SQLSentinelError
+from sentinel.redact import redact, safe_url
+
+router = APIRouter()
+Ctx = Annotated[ApiContext, Depends(context)]
+ERRORS: dict[int | str, dict[str, Any]] = {
+    401: {"model": schemas.ErrorBody, "description": "missing or wrong bearer token"},
+    404: {"model": schemas.ErrorBody, "description": "unknown alert"},
+    422: {"model": schemas.ErrorBody, "description": "invalid request"},
+}
+
+
+def _alert(ctx: ApiContext, name: str) -> AlertConfig:
+    return ctx.service.config.alert(name)  # UsageError -> 404 with the known names
+
+
+def queue_depths() -> dict[str, int]:
+    from sentinel.fleet import load_fleet
+
+    fleet = load_fleet()
+    return fleet.queue_depths() if fleet is not None else {}
+
+
+@router.get("/health", response_model=schemas.Health, tags=["operations"])
+def health() -> schemas.Health:
+    """Liveness: the process is up (checks nothing else)."""
+    return schemas.Health(status="ok")
+
+
+@router.get(
+    "/ready",
+    response_model=schemas.Ready,
+    responses={503: {"model": schemas.Ready, "description": "a dependency is unreachable"}},
+    tags=["operations"],
+)
+def ready(ctx: Ctx) -> JSONResponse:
+    """Readiness: the state database and (when configured) the broker answer."""
+    import sqlalchemy as sa
+
+    from sentinel.fleet import broker_url
+
+    checks: dict[str, schemas.Check] = {}
+    try:
+        with ctx.service.state_engine.connect() as conn:
+            conn.execute(sa.text("SELECT 1"))
+        checks["state_db"] = schemas.Check(ok=True, target=safe_url(ctx.service.state_db_url))
+    except Exception as exc:
+        checks["state_db"] = schemas.Check(
+            ok=False, target=safe_url(ctx.service.state_db_url), error=_first_line(exc)
+        )
+    url = broker_url()
+    if url:
+        try:
+            queue_depths()
+            checks["broker"] = schemas.Check(ok=True, target=safe_url(url))
+        except Exception as exc:
+            checks["broker"] = schemas.Check(ok=False, target=safe_url(url), error=_first_line(exc))
+    body = schemas.Ready(ready=all(c.ok for c in checks.values()), checks=checks)
+    return JSONResponse(body.model_dump(mode="json"), status_code=200 if body.ready else 503)
+
+
+def _first_line(exc: BaseException) -> str:
+    return redact((str(getattr(exc, "orig", None) or exc).strip().splitlines() or [""])[0])
+
+
+@router.get(
+    "/api/v1/alerts",
+    response_model=list[schemas.AlertSummary],
+    responses={401: ERRORS[401]},
+    dependencies=[Depends(require_read)],
+    tags=["alerts"],
+)
+def list_alerts(ctx: Ctx) -> Response:
+    # Serialised in one pass by pydantic-core: FastAPI would validate the 1,000 models again.
+    body = _SUMMARIES.dump_json(views.summaries(ctx.service, ctx.clock()))
+    return Response(body, media_type="application/json")
+
+
+_SUMMARIES = TypeAdapter(list[schemas.AlertSummary])
+
+
+@router.get(
+    "/api/v1/alerts/{name}",
+    response_model=schemas.AlertDetail,
+    responses={401: ERRORS[401], 404: ERRORS[404]},
+    dependencies=[Depends(require_read)],
+    tags=["alerts"],
+)
+def get_alert(name: str, ctx: Ctx) -> schemas.AlertDetail:
+    return views.detail(ctx.service, _alert(ctx, name), ctx.clock())
+
+
+@router.get(
+    "/api/v1/alerts/{name}/status",
+    response_model=schemas.AlertStatusBody,
+    responses={401: ERRORS[401], 404: ERRORS[404]},
+    dependencies=[Depends(require_read)],
+    tags=["alerts"],
+)
+def alert_status(name: str, ctx: Ctx) -> schemas.AlertStatusBody:
+    return views.status(ctx.service, _alert(ctx, name), ctx.clock())
+
+
+@router.get(
+    "/api/v1/alerts/{name}/history",
+    response_model=schemas.HistoryPage,
+    responses=ERRORS,
+    dependencies=[Depends(require_token)],
+    tags=["alerts"],
+)
+def alert_history(
+    name: str,
+    ctx: Ctx,
+    limit: Annotated[int, Query(ge=1, le=1000)] = 50,
+    before: Annotated[int | None, Query(ge=1, description="an execution id: older ones")] = None,
+) -> schemas.HistoryPage:
+    """Executions, newest first, ``limit`` at a time; ``next_before`` pages further back."""
+    from sentinel.store import ExecutionHistory
+
+    alert = _alert(ctx, name)
+    records = ExecutionHistory(ctx.service.state_engine).get_recent_executions(
+        alert.name, limit + 1, before
+    )
+    more = len(records) > limit
+    records = records[:limit]
+    return schemas.HistoryPage(
+        items=[views.execution(r) for r in records],
+        next_before=records[-1].id if more and records else None,
+    )
+
+
+@router.post(
+    "/api/v1/alerts/{name}/execute",
+    status_code=202,
+    response_model=schemas.ExecuteAccepted,
+    responses={**ERRORS, 503: {"model": schemas.ErrorBody, "description": "broker unreachable"}},
+    dependencies=[Depends(require_token)],
+    tags=["actions"],
+)
+def execute(name: str, ctx: Ctx) -> schemas.ExecuteAccepted:
+    """Run now: through the broker when one is configured (``triggered_by`` = API), else here."""
+    from sentinel.fleet import load_fleet
+
+    alert = _alert(ctx, name)
+    fleet = load_fleet()
+    if fleet is not None:
+        [message_id] = fleet.enqueue(ctx.service.config.path or "", [alert.name], "API")
+        return schemas.ExecuteAccepted(status="queued", message_id=message_id)
+    result = ctx.service.executor().execute_alert(alert, ctx.service.adapter, triggered_by="API")
+    return schemas.ExecuteAccepted(
+        status="finished", execution_id=result.execution_id, result=result.status
+    )
+
+
+@router.post(
+    "/api/v1/alerts/{name}/silence",
+    status_code=201,
+    response_model=schemas.SilenceBody,
+    responses=ERRORS,
+    dependencies=[Depends(require_token)],
+    tags=["actions"],
+)
+def silence(name: str, body: schemas.SilenceRequest, ctx: Ctx) -> schemas.SilenceBody:
+    from datetime import UTC
+
+    from sentinel.durations import parse_duration
+
+    alert = _alert(ctx, name)
+    if body.duration is not None:
+        until = ctx.clock() + parse_duration(body.duration)
+    else:
+        assert body.until is not None
+        until = body.until
+        if until.tzinfo is not None:
+            until = until.astimezone(UTC).replace(tzinfo=None)
+    silence_id = ctx.service.silence(
+        alert.name, until, reason=body.reason, created_by=body.created_by or "api"
+    )
+    found = [s for s in ctx.service.silences(include_expired=True) if s.id == silence_id]
+    if not found:
+        raise SQLSentinelError("the silence was not stored")
+    return schemas.SilenceBody(**asdict(found[0]))
+
+
+@router.delete(
+    "/api/v1/alerts/{name}/silence",
+    response_model=schemas.Unsilenced,
+    responses=ERRORS,
+    dependencies=[Depends(require_token)],
+    tags=["actions"],
+)
+def unsilence(name: str, ctx: Ctx) -> schemas.Unsilenced:
+    alert = _alert(ctx, name)
+    return schemas.Unsilenced(ended=ctx.service.unsilence(alert.name))
+
+
+@router.get(
+    "/api/v1/stats",
+    response_model=schemas.Stats,
+    responses={401: ERRORS[401]},
+    dependencies=[Depends(require_read)],
+    tags=["operations"],
+)
+def stats(ctx: Ctx, request: Request) -> schemas.Stats:
+    try:
+        depths = queue_depths()
+    except Exception:  # the broker being away must not hide the rest
+        depths = {}
+    return views.stats(ctx.service, ctx.clock(), depths)
