@@ -228,4 +228,4 @@ def main() -> None:
 
 
 # The command groups that live in modules of their own register themselves on `cli`.
-from sentinel import cli_fleet, cli_silences  # noqa: E402, F401
+from sentinel import cli_api, cli_fleet, cli_silences  # noqa: E402, F401

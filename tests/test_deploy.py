@@ -22,7 +22,7 @@ def procfile() -> dict[str, str]:
 
 
 def test_procfile_has_the_process_types() -> None:
-    assert set(procfile()) == {"release", "scheduler", "worker", "notifier"}
+    assert set(procfile()) == {"web", "release", "scheduler", "worker", "notifier"}
 
 
 def test_release_runs_the_migrations(tmp_path: Path) -> None:

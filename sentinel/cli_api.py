@@ -1,0 +1,46 @@
+"""``sqlsentinel api``: the REST API and status page, served by uvicorn."""
+
+from __future__ import annotations
+
+import ipaddress
+import os
+
+import click
+
+from sentinel.cli import _service, cli, config_argument, state_db_option
+from sentinel.errors import UsageError
+
+
+def is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+@cli.command()
+@config_argument
+@click.option("--host", default="127.0.0.1", show_default=True, help="Address to bind.")
+@click.option("--port", default=8000, show_default=True, type=click.IntRange(0, 65535))
+@state_db_option
+def api(config: str, host: str, port: int, state_db: str | None) -> None:
+    """Serve the REST API (/api/v1, /docs) and the status page (/).
+
+    Mutating endpoints and history need SENTINEL_API_TOKEN as a bearer token; without a token
+    the server only binds loopback addresses.
+    """
+    if not os.environ.get("SENTINEL_API_TOKEN") and not is_loopback(host):
+        raise UsageError(
+            f"refusing to serve on {host} without SENTINEL_API_TOKEN (set one, or bind 127.0.0.1)"
+        )
+    import uvicorn
+
+    from sentinel.api import create_app
+
+    service = _service(config, state_db, warn=True)
+    try:
+        uvicorn.run(create_app(service), host=host, port=port, log_level="info", access_log=False)
+    finally:
+        service.close()
