@@ -154,7 +154,8 @@ def test_unreachable_state_database_is_a_503_without_secrets(api_world: ApiWorld
 def test_the_cli_refuses_a_public_bind_without_a_token(tmp_path: Any) -> None:
     cfg = tmp_path / "a.yaml"
     cfg.write_text(
-        "database: {url: 'sqlite://'}\nalerts: [{name: a, query: \"SELECT 'OK' AS status\", schedule: '* * * * *'}]\n"
+        "database: {url: 'sqlite://'}\n"
+        "alerts: [{name: a, query: \"SELECT 'OK' AS status\", schedule: '* * * * *'}]\n"
     )
     env = {k: v for k, v in os.environ.items() if k != "SENTINEL_API_TOKEN"}
     proc = subprocess.run(
