@@ -35,9 +35,14 @@ def api(config: str, host: str, port: int, state_db: str | None) -> None:
         raise UsageError(
             f"refusing to serve on {host} without SENTINEL_API_TOKEN (set one, or bind 127.0.0.1)"
         )
-    import uvicorn
+    try:
+        import uvicorn
 
-    from sentinel.api import create_app
+        from sentinel.api import create_app
+    except ImportError as exc:
+        raise UsageError(
+            f"the API needs its extra: pip install 'sql-sentinel[api]' ({exc.name} is missing)"
+        ) from None
 
     service = _service(config, state_db, warn=True)
     try:

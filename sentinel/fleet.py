@@ -53,6 +53,11 @@ def load_fleet() -> Fleet | None:
         raise SQLSentinelError(
             "a broker is configured (BROKER_URL/REDIS_URL) but the fleet is not installed"
         )
-    factory = next(iter(found)).load()
-    fleet: Fleet = factory()
+    try:
+        factory = next(iter(found)).load()
+        fleet: Fleet = factory()
+    except ImportError as exc:
+        raise SQLSentinelError(
+            f"the fleet needs its extra: pip install 'sql-sentinel[fleet]' ({exc.name} is missing)"
+        ) from None
     return fleet
