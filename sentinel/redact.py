@@ -20,29 +20,42 @@ _URL_PASSWORD = re.compile(r"(?P<prefix>[a-zA-Z][a-zA-Z0-9+.\-]*://[^:/@\s]*:)(?
 _lock = threading.Lock()
 _secrets: set[str] = set()
 _pattern: re.Pattern[str] | None = None
+_stale = False  # secrets were added since the pattern was compiled
 
 # Anything shorter is too likely to be an ordinary word and would make messages unreadable.
 _MIN_SECRET_LENGTH = 4
 
 
 def register_secret(value: str | None) -> None:
-    """Remember a value that must never be shown (it is replaced by ``***`` wherever it appears)."""
-    global _pattern  # noqa: PLW0603 - one process-wide registry is the point
+    """Remember a value that must never be shown (it is replaced by ``***`` wherever it appears).
+
+    Registering is O(1): the combined pattern is compiled once, at the next :func:`redact`, so a
+    config with thousands of webhook URLs loads in linear time."""
+    global _stale  # noqa: PLW0603 - one process-wide registry is the point
     if not value or len(value) < _MIN_SECRET_LENGTH:
         return
     with _lock:
-        if value in _secrets:
-            return
-        _secrets.add(value)
-        ordered = sorted(_secrets, key=len, reverse=True)
-        _pattern = re.compile("|".join(re.escape(s) for s in ordered))
+        if value not in _secrets:
+            _secrets.add(value)
+            _stale = True
+
+
+def _secret_pattern() -> re.Pattern[str] | None:
+    global _pattern, _stale  # noqa: PLW0603
+    if _stale:
+        with _lock:
+            if _stale:
+                ordered = sorted(_secrets, key=len, reverse=True)
+                _pattern = re.compile("|".join(re.escape(s) for s in ordered))
+                _stale = False
+    return _pattern
 
 
 def redact(text: object) -> str:
     """Return ``text`` as a string with URL passwords and registered secrets masked."""
     message = str(text)
     message = _URL_PASSWORD.sub(lambda m: f"{m.group('prefix')}{MASK}@", message)
-    pattern = _pattern
+    pattern = _secret_pattern()
     if pattern is not None:
         message = pattern.sub(MASK, message)
     return message
