@@ -11,7 +11,7 @@ import logging
 import os
 import socket
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import replace
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
@@ -181,10 +181,10 @@ class AlertExecutor:
         return self._require_deliverer().deliver(outbox_id, {alert.name: alert})
 
     def deliver_inline_by_id(
-        self, outbox_id: int, alerts: Iterable[AlertConfig]
+        self, outbox_id: int, alerts: Mapping[str, AlertConfig]
     ) -> DeliveryOutcome | None:
-        """Deliver one outbox row now (the fleet's notification actor)."""
-        return self._require_deliverer().deliver(outbox_id, {a.name: a for a in alerts})
+        """Deliver one outbox row now (the fleet's notification actor; ``alerts`` by name)."""
+        return self._require_deliverer().deliver(outbox_id, alerts)
 
     def deliver_pending(self, alerts: Iterable[AlertConfig]) -> list[DeliveryOutcome]:
         """Retry notifications left pending by earlier runs (an endpoint that was down)."""

@@ -215,7 +215,7 @@ def check_query(sql: str, dialect: str | None) -> None:
         raise UnsafeQueryError(reason)
 
 
-@functools.lru_cache(maxsize=1024)
+@functools.lru_cache(maxsize=65536)  # deployments have thousands of alert queries
 def _refusal(sql: str, dialect: str | None) -> str | None:
     """The reason to refuse ``sql``, or None. Returns instead of raising so lru_cache keeps it."""
     statements = _parse(sql, dialect)

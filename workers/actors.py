@@ -58,4 +58,4 @@ def execute_alert(
 )
 def deliver_notification(outbox_id: int) -> None:
     service, executor = runtime.current()
-    executor.deliver_inline_by_id(outbox_id, service.config.alerts)
+    executor.deliver_inline_by_id(outbox_id, service.config.alerts_by_name())

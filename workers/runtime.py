@@ -3,6 +3,7 @@ databases and an executor, rebuilt when the file changes (an invalid edit keeps 
 
 from __future__ import annotations
 
+import gc
 import logging
 import os
 import threading
@@ -46,7 +47,9 @@ class Runtime:
 
     def _reload(self, mtime: float | None) -> None:
         try:
-            config = load_config(self.path)
+            # The guard checks every query again right before it runs; parsing 10,000 queries
+            # here as well would only slow each worker's (re)load by seconds.
+            config = load_config(self.path, check_sql=False)
         except SQLSentinelError as exc:
             if self._service is None:
                 raise
@@ -55,6 +58,7 @@ class Runtime:
             return
         old = self._service
         self._service = SentinelService(config)
+        gc.freeze()  # the config lives for the process: keep it out of full collections
         self._executor = AlertExecutor(
             self._service.state_engine, self._service.notification_factory, dispatch=self.dispatch
         )

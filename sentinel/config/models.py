@@ -259,12 +259,19 @@ class SentinelConfig:
     path: str | None = None
     raw_text: str | None = None  # the file as written, before ${VAR} substitution
     warnings: list[Issue] = field(default_factory=list)
+    _by_name: dict[str, AlertConfig] | None = field(default=None, repr=False, compare=False)
+
+    def alerts_by_name(self) -> dict[str, AlertConfig]:
+        if self._by_name is None or len(self._by_name) != len(self.alerts):
+            self._by_name = {a.name: a for a in self.alerts}
+        return self._by_name
 
     def alert(self, name: str) -> AlertConfig:
+        """The alert called ``name`` (workers look one up per message: a dict, not a scan)."""
         from sentinel.errors import UsageError
 
-        for alert in self.alerts:
-            if alert.name == name:
-                return alert
-        known = ", ".join(a.name for a in self.alerts) or "none"
-        raise UsageError(f"unknown alert '{name}' (known alerts: {known})")
+        found = self.alerts_by_name().get(name)
+        if found is None:
+            known = ", ".join(a.name for a in self.alerts) or "none"
+            raise UsageError(f"unknown alert '{name}' (known alerts: {known})")
+        return found
