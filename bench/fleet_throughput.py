@@ -1,0 +1,413 @@
+"""End-to-end alert executions per second through the real fleet, against a ceiling.
+
+What is measured: N manual runs of trivial alerts (``SELECT 'OK' AS status``; data and state
+database = one throw-away PostgreSQL database on 127.0.0.1:5432) enqueued from this process with
+``workers.actors.execute_alert.send_with_options`` and executed by ``dramatiq workers -p 2 -t 8``
+(environment as in tests/fleet.py, a private redis-server, SENTINEL_METRICS=off). The clock runs
+from the first enqueue until all N executions are finished (``sqlsentinel_executions`` rows whose
+status is not ``running``).
+
+The ceiling, in the same run, on the same processes x threads: a bare Dramatiq actor
+(``bench/ceiling_actor.py``) doing the database work of a run in one transaction: insert an
+execution-like row, run the query, ``SELECT … FOR UPDATE`` the alert's state row and update it.
+
+Target: fleet rate / ceiling rate >= 0.7.
+
+The phases alternate (ceiling, fleet, ceiling, fleet: ``--rounds 2``), because other work on
+a 2-core box moves these figures; the best rate of each kind is compared. Each phase boots its
+workers, runs every alert once to warm up (config load, pools, state rows),
+then is timed. N defaults, per phase, to what its workers do in ``--seconds`` (15 s), measured
+on a calibration batch of two runs per alert; ``--count`` fixes it for both. Afterwards, with
+the workers stopped, executions of each kind run in this process, single-threaded, counting
+statements, pool checkouts (each one a pre-ping on the fleet's engines), transactions and driver
+round trips, and the fleet's executor is profiled (top cProfile entries), to show where the gap
+comes from.
+
+Usage: .venv/bin/python bench/fleet_throughput.py [--count N] [--rounds 2] [--alerts 200]
+       [--processes 2] [--threads 8] [--seconds 15]
+"""
+
+from __future__ import annotations
+
+import argparse
+import cProfile
+import io
+import os
+import pstats
+import tempfile
+import time
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import sqlalchemy as sa
+from fleetkit import (
+    BENCH_DIR,
+    READY,
+    Processes,
+    cpu_seconds,
+    descendants,
+    exit_on_signals,
+    fleet_env,
+    machine_busy,
+    machine_note,
+    postgres_database,
+    redis_server,
+    wait_for_log,
+    wait_until,
+    write_config,
+)
+
+QUERY = "SELECT 'OK' AS status"
+TARGET_RATIO = 0.7
+
+
+@dataclass
+class Phase:
+    name: str
+    count: int
+    seconds: float
+    enqueue_seconds: float
+    worker_cpu_ms: float  # CPU of the worker processes per execution
+    machine_busy: float  # share of both cores busy during the phase (everything on the box)
+    log_errors: int
+
+    @property
+    def rate(self) -> float:
+        return self.count / self.seconds
+
+
+class Fleet:
+    """Runs one timed phase: boot workers, warm up, send N messages, wait for N finished rows."""
+
+    def __init__(self, procs: Processes, names: list[str], processes: int, threads: int):
+        self.procs = procs
+        self.names = names
+        self.processes = processes
+        self.threads = threads
+        self.baseline = 0  # executions finished before the current batch
+
+    def phase(
+        self,
+        name: str,
+        module: str,
+        extra: list[str],
+        send: Callable[[str], object],
+        finished: Callable[[], int],
+        count: int | None,
+        calibrate_seconds: float,
+    ) -> Phase:
+        process, log = self.procs.workers(self.processes, self.threads, module, extra)
+        try:
+            wait_for_log(log, READY, self.processes, timeout=120)
+            self.baseline = finished()
+            pids = [process.pid, *descendants(process.pid)]
+            self._batch(send, finished, len(self.names), timeout=120)  # warm up: every alert once
+            if count is None:  # calibrate: what the workers do in calibrate_seconds
+                sample = 2 * len(self.names)
+                took = self._batch(send, finished, sample, timeout=300)
+                count = max(len(self.names), int(round(sample / took * calibrate_seconds, -2)))
+            cpu_before, (busy0, total0) = cpu_seconds(pids), machine_busy()
+            started = time.perf_counter()
+            enqueue = self._send(send, count)
+            took = self._wait(finished, count, started, timeout=600)
+            busy1, total1 = machine_busy()
+            worker_cpu = cpu_seconds(pids) - cpu_before
+        finally:
+            self.procs.stop(process)
+        text = log.read_text(errors="replace")
+        return Phase(
+            name=name,
+            count=count,
+            seconds=took,
+            enqueue_seconds=enqueue,
+            worker_cpu_ms=worker_cpu / count * 1000,
+            machine_busy=(busy1 - busy0) / (total1 - total0),
+            log_errors=text.count("Traceback") + text.count(" ERROR "),
+        )
+
+    def _send(self, send: Callable[[str], object], count: int) -> float:
+        started = time.perf_counter()
+        for index in range(count):
+            send(self.names[index % len(self.names)])
+        return time.perf_counter() - started
+
+    def _batch(
+        self, send: Callable[[str], object], finished: Callable[[], int], n: int, timeout: float
+    ) -> float:
+        started = time.perf_counter()
+        self._send(send, n)
+        return self._wait(finished, n, started, timeout)
+
+    def _wait(self, finished: Callable[[], int], n: int, started: float, timeout: float) -> float:
+        target = self.baseline + n
+        wait_until(lambda: finished() >= target, timeout, 0.02, f"{n} executions")
+        took = time.perf_counter() - started
+        self.baseline = target
+        return took
+
+
+class Counter:
+    """Statements, pool checkouts (each one a pre-ping where the engine has pool_pre_ping),
+    commits and rollbacks seen on some engines, from SQLAlchemy's events."""
+
+    def __init__(self, engines: list[sa.Engine]):
+        self.counts = {"statements": 0, "checkouts": 0, "commits": 0, "rollbacks": 0}
+        self.listeners: list[tuple[Any, str, Callable[..., None]]] = []
+        for engine in engines:
+            for target, event, key in (
+                (engine, "before_cursor_execute", "statements"),
+                (engine.pool, "checkout", "checkouts"),
+                (engine, "commit", "commits"),
+                (engine, "rollback", "rollbacks"),
+            ):
+                listener = self._bump(key)
+                sa.event.listen(target, event, listener)
+                self.listeners.append((target, event, listener))
+
+    def _bump(self, key: str) -> Callable[..., None]:
+        def listener(*_: Any) -> None:
+            self.counts[key] += 1
+
+        return listener
+
+    def remove(self) -> None:
+        for target, event, listener in self.listeners:
+            sa.event.remove(target, event, listener)
+
+
+def profile(run: Callable[[int], None], runs: int) -> pstats.Stats:
+    profiler = cProfile.Profile()
+    profiler.enable()
+    for i in range(runs):
+        run(i)
+    profiler.disable()
+    return pstats.Stats(profiler, stream=io.StringIO())
+
+
+def driver_waits(stats: pstats.Stats) -> int:
+    """Calls of psycopg's Connection.wait: one per exchange with the server (a round trip)."""
+    raw: dict[tuple[str, int, str], tuple[int, int, float, float, Any]] = stats.stats  # type: ignore[attr-defined]
+    return sum(
+        calls
+        for (file, _, name), (_, calls, *_rest) in raw.items()
+        if name == "wait" and file.endswith("psycopg/connection.py")
+    )
+
+
+def in_process(config: Path, state_url: str, names: list[str], runs: int) -> None:
+    """One thread, no broker: the cost of one execution of each kind, and what it consists of."""
+    import ceiling_actor
+
+    from sentinel.config import load_config
+    from sentinel.executor import AlertExecutor
+    from sentinel.service import SentinelService
+
+    service = SentinelService(load_config(config), state_url)
+    executor = AlertExecutor(service.state_engine, service.notification_factory)
+    alerts = [service.config.alert(n) for n in names]
+    ceiling_engine = ceiling_actor.engine()
+
+    def fleet_run(i: int) -> None:
+        executor.execute_alert(alerts[i % len(alerts)], service.adapter, triggered_by="CLI")
+
+    def ceiling_run(i: int) -> None:
+        ceiling_actor.ceiling_execute.fn(names[i % len(names)])
+
+    # What-if: the same executor and adapter on engines without pool_pre_ping (otherwise set up
+    # like create_state_engine's and create_data_engine's: pool size, read-only data sessions).
+    from sentinel.database import DatabaseAdapter
+
+    url = service.state_engine.url
+    bare_state = sa.create_engine(url, pool_size=5, max_overflow=10)
+    read_only = {"options": "-c default_transaction_read_only=on", "connect_timeout": 30}
+    bare_data = sa.create_engine(url, pool_size=5, connect_args=read_only)
+    bare_executor = AlertExecutor(bare_state, service.notification_factory)
+    bare_adapter = DatabaseAdapter(bare_data, timeout=service.adapter.timeout)
+
+    def bare_run(i: int) -> None:
+        bare_executor.execute_alert(alerts[i % len(alerts)], bare_adapter, triggered_by="CLI")
+
+    print(
+        f"\nIn this process, one thread, {runs} executions each (workers stopped; 'fleet, no "
+        "pre-ping' = the same executor on engines built without pool_pre_ping, a what-if):"
+    )
+    kinds = {
+        "fleet executor": (fleet_run, [service.state_engine, service.adapter.engine]),
+        "ceiling actor body": (ceiling_run, [ceiling_engine]),
+        "fleet, no pre-ping": (bare_run, [bare_state, bare_data]),
+    }
+    profiles = {}
+    for label, (run, used) in kinds.items():
+        for i in range(len(names)):  # warm
+            run(i)
+        started = time.perf_counter()
+        cpu = time.process_time()
+        for i in range(runs):
+            run(i)
+        wall = (time.perf_counter() - started) / runs * 1000
+        cpu_ms = (time.process_time() - cpu) / runs * 1000
+        counter = Counter(used)
+        for i in range(runs):
+            run(i)
+        counter.remove()
+        per = {k: v / runs for k, v in counter.counts.items()}
+        profiles[label] = profile(run, runs)
+        waits = driver_waits(profiles[label]) / runs
+        print(
+            f"  {label:19s} {wall:5.2f} ms/execution wall, {cpu_ms:5.2f} ms CPU in this process; "
+            f"per execution: {per['statements']:.0f} statements, {per['checkouts']:.0f} pool "
+            f"checkouts, {per['commits']:.0f} commits, {per['rollbacks']:.0f} rollbacks, "
+            f"{waits:.0f} driver round trips"
+        )
+
+    print(
+        f"\ncProfile of the fleet executor ({runs} runs, one thread), sentinel functions by "
+        "cumulative wall time, ms per execution:"
+    )
+    raw: dict[tuple[str, int, str], tuple[int, int, float, float, Any]] = profiles[
+        "fleet executor"
+    ].stats  # type: ignore[attr-defined]
+    root = str(Path(__file__).resolve().parents[1]) + "/"
+    rows = sorted(
+        (
+            (entry[3], file, line, name)
+            for (file, line, name), entry in raw.items()
+            if "/sentinel/" in file
+        ),
+        reverse=True,
+    )
+    for cumulative, file, line, name in rows[:14]:
+        print(f"  {cumulative / runs * 1000:6.2f}  {file.removeprefix(root)}:{line}({name})")
+    service.close()
+    ceiling_engine.dispose()
+    bare_state.dispose()
+    bare_data.dispose()
+
+
+Kind = tuple[str, list[str], Callable[[str], object], Callable[[], int]]
+
+
+def compare(runner: Fleet, kinds: dict[str, Kind], args: argparse.Namespace) -> None:
+    """Alternate the phases for ``args.rounds`` rounds; print each and the ratio of the best."""
+    counts: dict[str, int | None] = dict.fromkeys(kinds, args.count)
+    results: dict[str, list[Phase]] = {kind: [] for kind in kinds}
+    for round_ in range(1, args.rounds + 1):
+        for kind, (module, extra, send, finished) in kinds.items():
+            phase = runner.phase(kind, module, extra, send, finished, counts[kind], args.seconds)
+            counts[kind] = phase.count  # later rounds repeat the calibrated count
+            results[kind].append(phase)
+            print(
+                f"  round {round_}: {phase.name:28s} {phase.count:6d} runs in "
+                f"{phase.seconds:6.2f} s = {phase.rate:7.1f} executions/s (enqueue "
+                f"took {phase.enqueue_seconds:.2f} s; worker CPU "
+                f"{phase.worker_cpu_ms:.2f} ms/execution; machine busy "
+                f"{phase.machine_busy:.0%}; errors in worker log: {phase.log_errors})",
+                flush=True,
+            )
+    ceiling, fleet = (max(r.rate for r in results[kind]) for kind in kinds)
+    ratio = fleet / ceiling
+    verdict = "meets" if ratio >= TARGET_RATIO else "MISSES"
+    print(
+        f"  best of {args.rounds}: ceiling {ceiling:.1f}/s, fleet {fleet:.1f}/s; ratio "
+        f"fleet/ceiling = {ratio:.2f} ({verdict} the target >= {TARGET_RATIO}); per round: "
+        + ", ".join(f"{f.rate / c.rate:.2f}" for c, f in zip(*results.values(), strict=True))
+    )
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--count", type=int, default=None, help="runs per phase (default: auto)")
+    parser.add_argument("--alerts", type=int, default=200)
+    parser.add_argument("--processes", type=int, default=2)
+    parser.add_argument("--threads", type=int, default=8)
+    parser.add_argument("--seconds", type=float, default=15.0, help="auto count: ceiling time")
+    parser.add_argument("--rounds", type=int, default=2, help="ceiling, fleet, ceiling, ...")
+    parser.add_argument("--profile-runs", type=int, default=500)
+    args = parser.parse_args()
+    exit_on_signals()
+
+    names = [f"bench_{i:04d}" for i in range(args.alerts)]
+    with (
+        tempfile.TemporaryDirectory(prefix="sentinel-bench-") as tmp,
+        redis_server(Path(tmp)) as redis_url,
+        postgres_database() as db_url,
+    ):
+        directory = Path(tmp)
+        namespace = f"bench{uuid.uuid4().hex[:8]}"
+        alerts = [{"name": n, "query": QUERY, "schedule": "* * * * *"} for n in names]
+        config = write_config(directory / "alerts.yaml", db_url, alerts)
+        env = fleet_env(redis_url, namespace, config, db_url)
+        os.environ.update(
+            {
+                k: env[k]
+                for k in (
+                    "REDIS_URL",
+                    "SENTINEL_NAMESPACE",
+                    "SENTINEL_CONFIG",
+                    "STATE_DB_URL",
+                    "SENTINEL_METRICS",
+                )
+            }
+        )
+
+        import ceiling_actor  # after the environment: it builds its broker at import
+
+        import workers  # noqa: F401 - sets the fleet's broker and declares the actors
+        from sentinel.store import create_state_engine
+        from sentinel.store.schema import ensure_schema
+        from workers.actors import execute_alert
+
+        state = create_state_engine(db_url)
+        ensure_schema(state)
+        ceiling_actor.create_tables(state, names)
+        executions = sa.text(
+            "SELECT count(*) FROM sqlsentinel_executions WHERE status <> 'running'"
+        )
+
+        def fleet_finished() -> int:
+            with state.connect() as conn:
+                return int(conn.execute(executions).scalar_one())
+
+        def fleet_send(name: str) -> object:
+            return execute_alert.send_with_options(
+                kwargs={"alert_name": name, "triggered_by": "CLI"}
+            )
+
+        def ceiling_send(name: str) -> object:
+            return ceiling_actor.ceiling_execute.send_with_options(
+                kwargs={"alert_name": name, "triggered_by": "CLI"}
+            )
+
+        print(
+            f"{args.processes} worker processes x {args.threads} threads, {args.alerts} alerts, "
+            f"query {QUERY!r}, PostgreSQL {state.url.database} (data + state), "
+            f"machine: {machine_note()}"
+        )
+        kinds: dict[str, Kind] = {
+            "ceiling (bare actor, 1 txn)": (
+                "ceiling_actor",
+                ["--path", str(BENCH_DIR)],
+                ceiling_send,
+                lambda: ceiling_actor.finished(state),
+            ),
+            "fleet (execute-alert)": ("workers", [], fleet_send, fleet_finished),
+        }
+        with Processes(directory, env) as procs:
+            compare(Fleet(procs, names, args.processes, args.threads), kinds, args)
+        with state.connect() as conn:
+            rows = conn.execute(
+                sa.text("SELECT status, count(*) FROM sqlsentinel_executions GROUP BY status")
+            ).all()
+        statuses = {str(status): int(n) for status, n in rows}
+        print(f"  fleet execution statuses: {statuses}")
+
+        print(f"  machine after the phases: {machine_note()}")
+        in_process(config, db_url, names, args.profile_runs)
+        state.dispose()
+
+
+if __name__ == "__main__":
+    main()

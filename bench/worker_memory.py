@@ -1,0 +1,157 @@
+"""Resident memory of one idle fleet worker process: after boot, and after handling a few messages.
+
+``dramatiq workers -p 1 -t 8`` (environment as in tests/fleet.py: a private redis-server on
+loopback, a throw-away PostgreSQL database as data and state database, SENTINEL_METRICS=off)
+starts a parent process that forks one worker process; the figures are the worker's (the child,
+found through /proc/<pid>/task/*/children), with the parent's for reference: VmRSS (everything
+resident, shared library pages included), RssAnon (the process's own heap) and VmHWM (peak).
+
+"After boot" is once the worker logged that it is ready and has idled for 2 s; then ``--messages``
+execute-alert runs are sent (distinct alerts, ``SELECT 'OK' AS status``), which loads the config,
+opens the connection pools and imports what a run needs, and the worker is measured again once
+they finished and it idled for 2 s. Done for each config size in ``--alerts`` (the worker holds
+the whole config in memory). No target is set; the figures are for sizing a deployment.
+
+Usage: .venv/bin/python bench/worker_memory.py [--alerts 10,10000] [--messages 20] [--threads 8]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import tempfile
+import time
+import uuid
+from pathlib import Path
+
+import sqlalchemy as sa
+from fleetkit import (
+    READY,
+    Processes,
+    descendants,
+    exit_on_signals,
+    fleet_env,
+    machine_note,
+    postgres_database,
+    redis_server,
+    status_kb,
+    wait_for_log,
+    wait_until,
+    write_config,
+)
+
+IDLE_SECONDS = 2.0
+
+
+def memory(pid: int) -> str:
+    return (
+        f"VmRSS {status_kb(pid, 'VmRSS') / 1024:5.1f} MB, "
+        f"RssAnon {status_kb(pid, 'RssAnon') / 1024:5.1f} MB, "
+        f"VmHWM {status_kb(pid, 'VmHWM') / 1024:5.1f} MB"
+    )
+
+
+def measure(
+    directory: Path, redis_url: str, db_url: str, alerts: int, messages: int, threads: int
+) -> None:
+    namespace = f"bench{uuid.uuid4().hex[:8]}"
+    config = write_config(
+        directory / f"alerts-{alerts}.yaml",
+        db_url,
+        [
+            {
+                "name": f"mem_{i:05d}",
+                "query": f"SELECT 'OK' AS status, {i} AS actual_value",
+                "schedule": "* * * * *",
+            }
+            for i in range(alerts)
+        ],
+    )
+    env = fleet_env(redis_url, namespace, config, db_url)
+    for key in ("REDIS_URL", "SENTINEL_NAMESPACE", "SENTINEL_CONFIG", "STATE_DB_URL"):
+        os.environ[key] = env[key]
+    os.environ["SENTINEL_METRICS"] = "off"
+    # The actor module reads the namespace at import: import it for this namespace only once.
+    from workers import actors
+
+    assert namespace == actors.NS, "run one namespace per process"
+    state = sa.create_engine(db_url, poolclass=sa.NullPool)
+    finished = sa.text("SELECT count(*) FROM sqlsentinel_executions WHERE status <> 'running'")
+
+    def done() -> int:
+        try:
+            with state.connect() as conn:
+                return int(conn.execute(finished).scalar_one())
+        except sa.exc.ProgrammingError:  # the first worker run creates the tables
+            return 0
+
+    print(f"{alerts} alerts in the config, dramatiq workers -p 1 -t {threads}:")
+    with Processes(directory, env) as procs:
+        parent, log = procs.workers(1, threads)
+        booted = wait_for_log(log, READY, 1, timeout=120)
+        time.sleep(IDLE_SECONDS)
+        children = descendants(parent.pid)
+        assert children, "no worker process found under the dramatiq parent"
+        worker = children[0]
+        print(f"  after boot ({booted:.1f} s to ready, then {IDLE_SECONDS:.0f} s idle):")
+        print(f"    worker process {worker}: {memory(worker)}")
+        print(f"    parent process {parent.pid}: {memory(parent.pid)}")
+        started = time.monotonic()
+        for i in range(messages):
+            actors.execute_alert.send_with_options(
+                kwargs={"alert_name": f"mem_{i % alerts:05d}", "triggered_by": "CLI"}
+            )
+        wait_until(lambda: done() >= messages, 300, 0.1, f"{messages} executions")
+        took = time.monotonic() - started
+        time.sleep(IDLE_SECONDS)
+        print(
+            f"  after {messages} messages (handled in {took:.1f} s, then "
+            f"{IDLE_SECONDS:.0f} s idle):"
+        )
+        print(f"    worker process {worker}: {memory(worker)}")
+        print(f"    parent process {parent.pid}: {memory(parent.pid)}")
+        others = [pid for pid in descendants(parent.pid) if pid != worker]
+        if others:
+            print(f"    other processes under the parent: {others}")
+    state.dispose()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--alerts", default="10,10000", help="config sizes, comma-separated")
+    parser.add_argument("--messages", type=int, default=20)
+    parser.add_argument("--threads", type=int, default=8)
+    parser.add_argument("--child", type=int, default=None, help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    exit_on_signals()
+    print(f"machine: {machine_note()}", flush=True)
+    sizes = [int(s) for s in args.alerts.split(",") if s]
+    if args.child is None and len(sizes) > 1:  # one namespace (and actor import) per process
+        import subprocess
+        import sys
+
+        for size in sizes:
+            options = ["--messages", str(args.messages), "--threads", str(args.threads)]
+            child = subprocess.Popen(
+                [sys.executable, __file__, "--alerts", str(size), *options, "--child", str(size)]
+            )
+            try:
+                child.wait()
+            finally:
+                if child.poll() is None:
+                    child.terminate()
+                    child.wait(timeout=60)
+            if child.returncode:
+                raise SystemExit(f"{size} alerts: failed (exit {child.returncode})")
+        return
+    with (
+        tempfile.TemporaryDirectory(prefix="sentinel-bench-") as tmp,
+        redis_server(Path(tmp)) as redis_url,
+        postgres_database() as db_url,
+    ):
+        for size in sizes:
+            measure(Path(tmp), redis_url, db_url, size, args.messages, args.threads)
+
+
+if __name__ == "__main__":
+    main()
