@@ -21,7 +21,6 @@ import threading
 import time
 import uuid
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -47,9 +46,8 @@ SWEEP_INTERVAL_SECONDS = 10.0
 SLOT_KEY_TTL_SECONDS = 2 * 86_400
 #: Pending outbox rows untouched for this long are re-enqueued (their message was lost).
 OUTBOX_STALE_SECONDS = 30.0
-#: Runs claimed per pipelined round trip, and threads sending their messages.
+#: Runs whose slot keys are claimed in one pipelined round trip.
 ENQUEUE_CHUNK = 500
-ENQUEUE_THREADS = 8
 #: In-flight entries checked per query, and how long one sweep may keep going.
 SWEEP_BATCH = 1000
 SWEEP_BUDGET_SECONDS = 5.0
@@ -131,7 +129,6 @@ class FleetScheduler:
         gc.freeze()  # 100,000 alerts: keep them out of full collections (a 0.6 s pause otherwise)
         self.lease = Lease(client, namespace)
         self._claim_slot = client.register_script(_CLAIM_SLOT)
-        self._pool = ThreadPoolExecutor(ENQUEUE_THREADS, thread_name_prefix="enqueue")
         self.unsent: list[DueRun] = []
         self.loop = ScheduleLoop(
             config_path,
@@ -146,9 +143,8 @@ class FleetScheduler:
     def enqueue_runs(self, runs: list[DueRun]) -> None:
         """Enqueue each run once, in chunks; what fails (broker down) is kept for the next tick.
 
-        Slot keys are claimed for a whole chunk in one pipelined round trip and the messages are
-        sent from a small thread pool, so 10,000 runs due in one minute go out in about a
-        second; the lease is renewed between chunks, so a long batch cannot outlive it."""
+        Slot keys are claimed for a whole chunk in one pipelined round trip; the lease is renewed
+        between chunks, so a long batch cannot outlive it."""
         pending = self.unsent + runs
         self.unsent = []
         sent = 0
@@ -159,7 +155,9 @@ class FleetScheduler:
                     log.warning("lost the lease mid-batch: the new active replica takes over")
                     return
                 claimed = self._claim_slots(chunk, time.time())
-                sent += len(list(self._pool.map(self._send, claimed)))
+                for run in claimed:
+                    self._send(run)
+                sent += len(claimed)
             except Exception as exc:
                 log.error("broker unavailable, %d runs held: %s", len(pending) - start, redact(exc))
                 self.unsent = pending[start:]
@@ -280,5 +278,4 @@ class FleetScheduler:
             self.lease.release()
         except Exception as exc:
             log.warning("could not release the lease: %s", redact(exc))
-        self._pool.shutdown(wait=True)
         self.service.close()
