@@ -78,12 +78,7 @@ class ExecutionHistory:
             query = query.where(executions.c.alert_name == alert_name)
         if before is not None:
             query = query.where(executions.c.id < before)
-        with read_transaction(self.engine) as conn:
-            records = [_record(row) for row in conn.execute(query)]
-            notes = outcomes_for(conn, [r.id for r in records if r.id is not None])
-        for record in records:
-            record.notifications = notes.get(record.id or 0, [])
-        return records
+        return self._with_notifications(query)
 
     def by_ids(self, ids: list[int]) -> list[ExecutionRecord]:
         """These executions (one query, whatever their number), without notifications."""
@@ -106,6 +101,10 @@ class ExecutionHistory:
             .where(executions.c.message_id.in_(message_ids), executions.c.status != "running")
             .order_by(executions.c.id)
         )
+        return self._with_notifications(query)
+
+    def _with_notifications(self, query: sa.Select[Any]) -> list[ExecutionRecord]:
+        """The executions ``query`` selects, each with its notifications (two queries in all)."""
         with read_transaction(self.engine) as conn:
             records = [_record(row) for row in conn.execute(query)]
             notes = outcomes_for(conn, [r.id for r in records if r.id is not None])
