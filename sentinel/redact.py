@@ -61,6 +61,13 @@ def redact(text: object) -> str:
     return message
 
 
+def one_line(exc: BaseException) -> str:
+    """A driver or client error as one masked line: its first line, without SQL or tracebacks."""
+    original = getattr(exc, "orig", None) or exc
+    lines = str(original).strip().splitlines()
+    return redact(lines[0] if lines else type(original).__name__)
+
+
 def safe_url(url: str) -> str:
     """Show where a URL points without anything that could be a credential.
 

@@ -13,7 +13,7 @@ from sentinel.api import schemas, views
 from sentinel.api.context import ApiContext, context, require_read, require_token
 from sentinel.config import AlertConfig
 from sentinel.errors import SQLSentinelError
-from sentinel.redact import redact, safe_url
+from sentinel.redact import one_line, safe_url
 
 router = APIRouter()
 Ctx = Annotated[ApiContext, Depends(context)]
@@ -60,7 +60,7 @@ def ready(ctx: Ctx) -> JSONResponse:
         checks["state_db"] = schemas.Check(ok=True, target=safe_url(ctx.service.state_db_url))
     except Exception as exc:
         checks["state_db"] = schemas.Check(
-            ok=False, target=safe_url(ctx.service.state_db_url), error=_first_line(exc)
+            ok=False, target=safe_url(ctx.service.state_db_url), error=one_line(exc)
         )
     url = broker_url()
     if url:
@@ -68,13 +68,9 @@ def ready(ctx: Ctx) -> JSONResponse:
             queue_depths()
             checks["broker"] = schemas.Check(ok=True, target=safe_url(url))
         except Exception as exc:
-            checks["broker"] = schemas.Check(ok=False, target=safe_url(url), error=_first_line(exc))
+            checks["broker"] = schemas.Check(ok=False, target=safe_url(url), error=one_line(exc))
     body = schemas.Ready(ready=all(c.ok for c in checks.values()), checks=checks)
     return JSONResponse(body.model_dump(mode="json"), status_code=200 if body.ready else 503)
-
-
-def _first_line(exc: BaseException) -> str:
-    return redact((str(getattr(exc, "orig", None) or exc).strip().splitlines() or [""])[0])
 
 
 @router.get(

@@ -17,7 +17,7 @@ from sqlalchemy import event
 from sqlalchemy.engine import Connection, Engine
 
 from sentinel.errors import StateStoreError
-from sentinel.redact import redact
+from sentinel.redact import one_line
 
 #: Seconds a SQLite writer waits for another writer before giving up.
 SQLITE_BUSY_TIMEOUT_MS = 30_000
@@ -122,10 +122,7 @@ def lock_clause(conn: Connection) -> bool:
 
 def describe_db_error(exc: BaseException) -> str:
     """One line, no SQL, no password: what an operator needs from a driver error."""
-    original = getattr(exc, "orig", None) or exc
-    text = str(original).strip().splitlines()
-    first = text[0] if text else type(original).__name__
-    return redact(f"state database: {first}")
+    return f"state database: {one_line(exc)}"
 
 
 def inserted_id(result: sa.CursorResult[Any]) -> int:
