@@ -5,11 +5,10 @@ from __future__ import annotations
 import hashlib
 from datetime import datetime
 
-import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
 from sentinel.redact import redact
-from sentinel.store.engine import write_transaction
+from sentinel.store.engine import insert_ignore, write_transaction
 from sentinel.store.tables import configs
 
 
@@ -17,15 +16,12 @@ def remember_config(engine: Engine, path: str, raw_text: str, now: datetime) -> 
     """Store this version of the file unless it is already stored; True when it was new.
 
     The text is stored as written (``${VAR}`` unexpanded), with any secret written literally into
-    the file (a password in a URL, a registered webhook token) masked.
+    the file (a password in a URL, a registered webhook token) masked. Replicas that start at the
+    same instant all call this with the same file: the sha256 key makes exactly one row, and no
+    replica fails for having lost the race.
     """
     raw_text = redact(raw_text)
     digest = hashlib.sha256(raw_text.encode("utf-8")).hexdigest()
+    values = {"path": path, "sha256": digest, "content": raw_text, "loaded_at": now}
     with write_transaction(engine) as conn:
-        known = conn.execute(sa.select(configs.c.id).where(configs.c.sha256 == digest)).first()
-        if known:
-            return False
-        conn.execute(
-            configs.insert().values(path=path, sha256=digest, content=raw_text, loaded_at=now)
-        )
-    return True
+        return insert_ignore(conn, configs, values)

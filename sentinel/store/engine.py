@@ -3,10 +3,16 @@
 SQLite needs two things SQLAlchemy does not do by default: WAL with ``synchronous=NORMAL`` (so each
 committed transition is cheap) and ``BEGIN IMMEDIATE`` for write transactions (so the alert's state
 is locked from the first read, the SQLite equivalent of ``SELECT … FOR UPDATE``).
+
+Every fault of the connection itself (refused, dropped, "too many clients", a lock wait that timed
+out, an exhausted pool) becomes a :class:`~sentinel.errors.StateStoreError`: an infrastructure
+error that callers retry, never an alert's outcome. Errors of the statement (a unique key, a
+missing table) pass through unchanged, because callers act on them.
 """
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -68,16 +74,6 @@ def create_state_engine(url: str, read_only: bool = False) -> Engine | None:
     return engine
 
 
-def sqlite_file(engine: Engine) -> Path | None:
-    """The file behind a SQLite state engine (``None`` for other backends and ``:memory:``)."""
-    if engine.dialect.name != "sqlite":
-        return None
-    database = engine.url.database
-    if not database or database == ":memory:" or database.startswith("file:"):
-        return None
-    return Path(database)
-
-
 def _configure_sqlite(engine: Engine) -> None:
     @event.listens_for(engine, "connect")
     def _on_connect(dbapi_connection: Any, _record: Any) -> None:
@@ -96,23 +92,85 @@ def _configure_sqlite(engine: Engine) -> None:
         conn.exec_driver_sql("BEGIN IMMEDIATE" if immediate else "BEGIN")
 
 
+def is_connection_fault(exc: BaseException) -> bool:
+    """Whether a driver error is about reaching the database, not about the statement.
+
+    Operational errors (refused, dropped, too many clients, lock wait timeouts, deadlocks),
+    interface errors (a connection that was closed under us), anything SQLAlchemy saw invalidate
+    the connection, and an exhausted pool. A later attempt may succeed; the statement was fine.
+    """
+    if isinstance(exc, sa.exc.TimeoutError):  # QueuePool: no connection free in time
+        return True
+    if isinstance(exc, (sa.exc.OperationalError, sa.exc.InterfaceError)):
+        return True
+    return isinstance(exc, sa.exc.DBAPIError) and bool(exc.connection_invalidated)
+
+
+@contextmanager
+def state_errors() -> Iterator[None]:
+    """Turn connection faults into :class:`StateStoreError`; statement errors pass through."""
+    try:
+        yield
+    except sa.exc.SQLAlchemyError as exc:
+        if is_connection_fault(exc):
+            raise StateStoreError(describe_db_error(exc)) from None
+        raise
+
+
 @contextmanager
 def write_transaction(engine: Engine) -> Iterator[Connection]:
     """A transaction that will write: on SQLite it takes the write lock at BEGIN."""
-    try:
-        with engine.connect().execution_options(sentinel_write=True) as conn, conn.begin():
-            yield conn
-    except sa.exc.OperationalError as exc:
-        raise StateStoreError(describe_db_error(exc)) from None
+    with (
+        state_errors(),
+        engine.connect().execution_options(sentinel_write=True) as conn,
+        conn.begin(),
+    ):
+        yield conn
 
 
 @contextmanager
 def read_transaction(engine: Engine) -> Iterator[Connection]:
+    with state_errors(), engine.connect() as conn, conn.begin():
+        yield conn
+
+
+def insert_ignore(conn: Connection, table: sa.Table, values: dict[str, Any]) -> bool:
+    """Insert a row unless one with the same unique key exists; True when this call inserted it.
+
+    The race-tolerant form of "look, then insert": two processes doing it at the same instant
+    both succeed, and exactly one row results. One statement on every backend the store supports
+    (``ON CONFLICT DO NOTHING``, MySQL's ``INSERT IGNORE``); elsewhere a savepoint absorbs the
+    duplicate-key error.
+    """
+    stmt = _insert_ignore_statement(conn.dialect.name, table)
+    if stmt is not None:
+        result = conn.execute(stmt, values)
+        if result.returns_rows:  # SQLAlchemy's implicit RETURNING of the generated key
+            key = result.inserted_primary_key
+            return key is not None and key[0] is not None
+        return bool(result.rowcount == 1)
     try:
-        with engine.connect() as conn, conn.begin():
-            yield conn
-    except sa.exc.OperationalError as exc:
-        raise StateStoreError(describe_db_error(exc)) from None
+        with conn.begin_nested():
+            conn.execute(table.insert(), values)
+    except sa.exc.IntegrityError:
+        return False
+    return True
+
+
+@functools.cache
+def _insert_ignore_statement(dialect: str, table: sa.Table) -> Any:
+    """Built once per (backend, table): the hot path (a state row per run) reuses it."""
+    if dialect == "postgresql":
+        from sqlalchemy.dialects import postgresql
+
+        return postgresql.insert(table).on_conflict_do_nothing()
+    if dialect == "sqlite":
+        from sqlalchemy.dialects import sqlite
+
+        return sqlite.insert(table).on_conflict_do_nothing()
+    if dialect in ("mysql", "mariadb"):
+        return table.insert().prefix_with("IGNORE")
+    return None
 
 
 def lock_clause(conn: Connection) -> bool:

@@ -19,7 +19,7 @@ from sqlalchemy.engine import Engine
 from sentinel.models import ALERT, ERROR, QueryResult
 from sentinel.rules import NODATA, AlertRules, Transition, decide, effective_outcome
 from sentinel.serialization import to_jsonable, to_number
-from sentinel.store.engine import inserted_id, lock_clause, write_transaction
+from sentinel.store.engine import inserted_id, lock_clause, read_transaction, write_transaction
 from sentinel.store.outbox import insert_notifications
 from sentinel.store.silences import active_silences, silenced_until
 from sentinel.store.state import lock_state, save_state
@@ -210,7 +210,7 @@ def recorded_slots(
         )
         if finished_only:
             query = query.where(executions.c.status != RUNNING)
-        with engine.connect() as conn:
+        with read_transaction(engine) as conn:
             found.update((row.alert_name, row.scheduled_for) for row in conn.execute(query))
     return found
 

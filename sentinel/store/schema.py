@@ -2,12 +2,19 @@
 
 Every command that touches state calls :func:`ensure_schema`; when the database is already at the
 head revision that costs one tiny query, and Alembic (slow to import) is only loaded to upgrade.
+
+Any number of processes may start at the same instant against an empty database: migrators are
+serialised by a lock held for the whole upgrade (PostgreSQL's transaction-scoped advisory lock,
+MySQL's and MariaDB's named ``GET_LOCK``, SQLite's ``BEGIN IMMEDIATE``), and each one re-reads the
+revision under that lock, so the schema is migrated once and the others find it at head.
 """
 
 from __future__ import annotations
 
 import threading
 import weakref
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import sqlalchemy as sa
@@ -25,6 +32,10 @@ _ready: weakref.WeakSet[Engine] = weakref.WeakSet()
 _ready_lock = threading.Lock()
 # Any integer: the key of the PostgreSQL advisory lock that serialises concurrent migrators.
 _PG_MIGRATION_LOCK = 0x5E17_1E1
+# MySQL's equivalent is a named lock (per server, so the database name is part of it).
+_MYSQL_MIGRATION_LOCK = "sqlsentinel_migrate:{database}"
+#: Seconds a migrator waits for another one to finish before giving up (a StateStoreError).
+MIGRATION_LOCK_TIMEOUT_SECONDS = 120
 
 
 def current_revision(conn: Connection) -> str | None:
@@ -39,9 +50,7 @@ def upgrade(engine: Engine) -> str:
     from alembic.config import Config
 
     try:
-        with write_transaction(engine) as conn:
-            if conn.dialect.name == "postgresql":
-                conn.execute(sa.text("SELECT pg_advisory_xact_lock(:k)"), {"k": _PG_MIGRATION_LOCK})
+        with write_transaction(engine) as conn, _migration_lock(conn):
             cfg = Config()
             cfg.set_main_option("script_location", str(MIGRATIONS))
             cfg.attributes["connection"] = conn
@@ -52,6 +61,33 @@ def upgrade(engine: Engine) -> str:
     with _ready_lock:
         _ready.add(engine)
     return revision or HEAD_REVISION
+
+
+@contextmanager
+def _migration_lock(conn: Connection) -> Iterator[None]:
+    """Hold the lock that makes one migrator at a time (SQLite: BEGIN IMMEDIATE already does)."""
+    dialect = conn.dialect.name
+    if dialect == "postgresql":
+        conn.execute(sa.text("SELECT pg_advisory_xact_lock(:k)"), {"k": _PG_MIGRATION_LOCK})
+        yield  # released when the transaction ends
+    elif dialect in ("mysql", "mariadb"):
+        # DDL commits implicitly on MySQL, so only a session lock spans the whole upgrade.
+        name = _MYSQL_MIGRATION_LOCK.format(database=conn.engine.url.database)
+        got = conn.execute(
+            sa.text("SELECT GET_LOCK(:name, :wait)"),
+            {"name": name, "wait": MIGRATION_LOCK_TIMEOUT_SECONDS},
+        ).scalar()
+        if got != 1:
+            raise StateStoreError(
+                f"state database: another process has been migrating the schema for over "
+                f"{MIGRATION_LOCK_TIMEOUT_SECONDS}s"
+            )
+        try:
+            yield
+        finally:
+            conn.execute(sa.text("SELECT RELEASE_LOCK(:name)"), {"name": name})
+    else:
+        yield
 
 
 def ensure_schema(engine: Engine) -> None:

@@ -8,11 +8,10 @@ from datetime import datetime
 from typing import Any
 
 import sqlalchemy as sa
-from sqlalchemy.dialects import mysql, postgresql, sqlite
 from sqlalchemy.engine import Connection, Engine
 
 from sentinel.models import AlertState, utcnow
-from sentinel.store.engine import lock_clause, read_transaction, write_transaction
+from sentinel.store.engine import insert_ignore, lock_clause, read_transaction, write_transaction
 from sentinel.store.schema import ensure_schema
 from sentinel.store.silences import (
     active_silences,
@@ -34,26 +33,13 @@ def row_to_state(row: Any) -> AlertState:
 _SELECT_STATE = sa.select(state_table).where(state_table.c.alert_name == sa.bindparam("b_name"))
 _SELECT_STATE_FOR_UPDATE = _SELECT_STATE.with_for_update()
 _UPDATE_STATE = state_table.update().where(state_table.c.alert_name == sa.bindparam("b_name"))
-_INSERT_IGNORE: dict[str, Any] = {
-    "postgresql": postgresql.insert(state_table).on_conflict_do_nothing(),
-    "sqlite": sqlite.insert(state_table).on_conflict_do_nothing(),
-    "mysql": mysql.insert(state_table).prefix_with("IGNORE"),
-    "mariadb": mysql.insert(state_table).prefix_with("IGNORE"),
-}
 
 
 def ensure_state_row(conn: Connection, alert_name: str, now: datetime) -> None:
     """Insert the alert's state row if it is missing, without failing when another worker races."""
-    values = {"alert_name": alert_name, "created_at": now, "updated_at": now}
-    stmt = _INSERT_IGNORE.get(conn.dialect.name)
-    if stmt is not None:
-        conn.execute(stmt, values)
-        return
-    try:
-        with conn.begin_nested():
-            conn.execute(state_table.insert(), values)
-    except sa.exc.IntegrityError:
-        pass  # another worker created it first
+    insert_ignore(
+        conn, state_table, {"alert_name": alert_name, "created_at": now, "updated_at": now}
+    )
 
 
 def lock_state(conn: Connection, alert_name: str, now: datetime) -> AlertState:
