@@ -96,12 +96,18 @@ def normalize_url(url: str) -> URL:
     return parsed.set(drivername=f"{backend}+{driver}" if driver else backend)
 
 
-def create_data_engine(url: str, timeout: float = 30.0, pool_size: int = 5) -> Engine:
+def create_data_engine(
+    url: str, timeout: float = 30.0, pool_size: int = 5, *, threads: int | None = None
+) -> Engine:
     """An engine for alert queries that cannot write, whatever is later done with it.
 
     ``timeout`` bounds connecting; :class:`DatabaseAdapter` bounds each query with the same value
-    by default.
+    by default. ``threads`` is how many threads of this process run queries at once: the pool
+    opens at most that many connections (keeping ``pool_size`` while idle), so a fleet's
+    connection count follows from its thread counts.
     """
+    from sentinel.store.engine import pool_options
+
     parsed = normalize_url(url)
     backend, _, driver = parsed.drivername.partition("+")  # get_driver_name() imports the dialect
     whole_seconds = max(1, math.ceil(timeout))
@@ -128,7 +134,7 @@ def create_data_engine(url: str, timeout: float = 30.0, pool_size: int = 5) -> E
     elif backend == "duckdb":
         connect_args["read_only"] = True
     if not (backend == "sqlite" and parsed.database in (None, "", ":memory:")):
-        options["pool_size"] = pool_size
+        options.update(pool_options(threads, pool_size))
     try:
         engine = sa.create_engine(parsed, connect_args=connect_args, **options)
     except sa_exc.NoSuchModuleError:
@@ -232,13 +238,21 @@ class DatabaseAdapter:
 
     def test_connection(self) -> bool:
         """Whether the database answers a trivial query now; never raises."""
+        return self.connection_error() is None
+
+    def connection_error(self) -> str | None:
+        """Why the database does not answer a trivial query now (one masked line), or ``None``."""
         try:
             with self._connect() as conn:
                 conn.exec_driver_sql("SELECT 1").close()
                 conn.rollback()
-        except (DatabaseUnavailableError, sa_exc.SQLAlchemyError):
-            return False
-        return True
+        except DatabaseUnavailableError as exc:
+            return redact(exc)
+        except sa_exc.DBAPIError as exc:
+            return _first_line(exc)
+        except sa_exc.SQLAlchemyError as exc:
+            return redact(exc)
+        return None
 
     def dispose(self) -> None:
         """Close every pooled connection (at shutdown, and in tests to leave nothing open)."""

@@ -21,6 +21,10 @@ NAMESPACE = "sqlsentinel"
 #: Seconds for connecting to the data database and for each alert query (``database.timeout``).
 QUERY_TIMEOUT_SECONDS = 30.0
 
+#: Connections a pool keeps open while idle (``database.pool_size``). A busy process opens more,
+#: up to one per thread that can use the engine at once, and closes the extra ones when idle.
+POOL_SIZE = 5
+
 #: A claimed run whose worker has not finished it after this long (beyond the query timeout) is
 #: taken to be dead, and a duplicate message may take the run over.
 STALE_CLAIM_GRACE_SECONDS = _seconds("STALE_CLAIM_GRACE_SECONDS", 60.0)

@@ -57,10 +57,14 @@ class SentinelService:
         *,
         clock: Callable[[], datetime] = utcnow,
         notification_factory: NotificationFactory | None = None,
+        threads: int | None = None,
     ):
         self.config = config
         self.state_db_url = resolve_state_url(state_db_url, config)
         self.clock = clock
+        #: Threads of this process that use the engines at once: it sizes their pools (the
+        #: connection budget); ``None`` keeps SQLAlchemy's default pool.
+        self.threads = threads
         self._factory = notification_factory
         self._state_engine: Engine | None = None
         self._adapter: DatabaseAdapter | None = None
@@ -77,7 +81,7 @@ class SentinelService:
         if self._state_engine is None:
             from sentinel.store import create_state_engine
 
-            self._state_engine = create_state_engine(self.state_db_url)
+            self._state_engine = create_state_engine(self.state_db_url, threads=self.threads)
         return self._state_engine
 
     @property
@@ -86,7 +90,9 @@ class SentinelService:
             from sentinel.database import DatabaseAdapter, create_data_engine
 
             db = self.config.database
-            engine = create_data_engine(db.url, timeout=db.timeout, pool_size=db.pool_size)
+            engine = create_data_engine(
+                db.url, timeout=db.timeout, pool_size=db.pool_size, threads=self.threads
+            )
             self._adapter = DatabaseAdapter(engine, timeout=db.timeout)
         return self._adapter
 

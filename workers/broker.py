@@ -18,6 +18,7 @@ from dramatiq.middleware import CurrentMessage, Middleware, Retries, TimeLimit
 from sentinel import defaults
 from sentinel.errors import SQLSentinelError, StateStoreError
 from sentinel.fleet import broker_url, namespace
+from workers.middleware.connection_budget import ConnectionBudget
 from workers.middleware.stale_runs import RecordStaleRuns
 
 #: Retries of one message for infrastructure errors (state database or broker unreachable).
@@ -56,6 +57,7 @@ def is_infrastructure_error(retries: int, exc: BaseException) -> bool:
 
 def middleware() -> list[Middleware]:
     chosen: list[Middleware] = [
+        ConnectionBudget(),
         RecordStaleRuns(max_age=DEFAULT_MAX_AGE_MS),
         TimeLimit(time_limit=DEFAULT_TIME_LIMIT_MS),
         CurrentMessage(),

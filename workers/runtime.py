@@ -23,6 +23,9 @@ class Runtime:
     def __init__(self, dispatch: Dispatch | None = None, path: str | None = None):
         self.path = path or os.environ.get("SENTINEL_CONFIG") or ""
         self.dispatch = dispatch
+        #: The worker's thread count (``dramatiq workers --threads``), set when the worker boots:
+        #: each engine's pool opens at most that many connections (the connection budget).
+        self.threads: int | None = None
         self._lock = threading.Lock()
         self._mtime: float | None = None
         self._service: SentinelService | None = None
@@ -57,7 +60,7 @@ class Runtime:
             self._mtime = mtime
             return
         old = self._service
-        self._service = SentinelService(config)
+        self._service = SentinelService(config, threads=self.threads)
         gc.freeze()  # the config lives for the process: keep it out of full collections
         self._executor = AlertExecutor(
             self._service.state_engine, self._service.notification_factory, dispatch=self.dispatch

@@ -8,6 +8,10 @@ Every fault of the connection itself (refused, dropped, "too many clients", a lo
 out, an exhausted pool) becomes a :class:`~sentinel.errors.StateStoreError`: an infrastructure
 error that callers retry, never an alert's outcome. Errors of the statement (a unique key, a
 missing table) pass through unchanged, because callers act on them.
+
+Pools are sized by the process's concurrency (:func:`pool_options`): a process with ``threads``
+threads opens at most ``threads + 1`` connections to the state database, so a fleet's total can be
+computed (the README gives the formula) instead of discovered as ``too many clients``.
 """
 
 from __future__ import annotations
@@ -22,27 +26,50 @@ import sqlalchemy as sa
 from sqlalchemy import event
 from sqlalchemy.engine import Connection, Engine
 
+from sentinel import defaults
 from sentinel.errors import StateStoreError
 from sentinel.redact import one_line
 
 #: Seconds a SQLite writer waits for another writer before giving up.
 SQLITE_BUSY_TIMEOUT_MS = 30_000
+#: Connections a state engine may open beyond one per thread (a thread holds at most one, but a
+#: margin keeps an unforeseen nested checkout from waiting on the pool).
+STATE_POOL_MARGIN = 1
+
+
+def pool_options(threads: int | None, pool_size: int = defaults.POOL_SIZE) -> dict[str, int]:
+    """QueuePool settings for a process with ``threads`` threads: never more connections open
+    than threads can use at once, and at most ``pool_size`` of them kept while idle.
+
+    ``None`` (a library caller that did not say) keeps SQLAlchemy's own default of 5 + 10."""
+    if threads is None:
+        return {"pool_size": pool_size, "max_overflow": 10}
+    threads = max(1, threads)
+    kept = max(1, min(pool_size, threads))
+    return {"pool_size": kept, "max_overflow": threads - kept}
 
 
 @overload
-def create_state_engine(url: str) -> Engine: ...
+def create_state_engine(url: str, *, threads: int | None = ...) -> Engine: ...
 @overload
-def create_state_engine(url: str, read_only: Literal[False]) -> Engine: ...
+def create_state_engine(
+    url: str, read_only: Literal[False], *, threads: int | None = ...
+) -> Engine: ...
 @overload
-def create_state_engine(url: str, read_only: bool) -> Engine | None: ...
+def create_state_engine(
+    url: str, read_only: bool, *, threads: int | None = ...
+) -> Engine | None: ...
 
 
-def create_state_engine(url: str, read_only: bool = False) -> Engine | None:
+def create_state_engine(
+    url: str, read_only: bool = False, *, threads: int | None = None
+) -> Engine | None:
     """An engine for the state tables of ``url`` (any SQLAlchemy URL; Heroku's accepted).
 
     ``read_only`` is for dry runs, which promise to write nothing anywhere: SQLite is opened in
     read-only URI mode (``None`` if the file does not exist, since opening would create it) and
-    other backends get read-only transactions.
+    other backends get read-only transactions. ``threads`` is how many threads of this process
+    may use the engine at once: the pool opens at most that many connections, plus one.
     """
     from sentinel.database import normalize_url
 
@@ -57,7 +84,10 @@ def create_state_engine(url: str, read_only: bool = False) -> Engine | None:
         engine = sa.create_engine(sa_url)
         _configure_sqlite(engine)
         return engine
-    kwargs: dict[str, Any] = {"pool_pre_ping": True, "pool_size": 5, "max_overflow": 10}
+    kwargs: dict[str, Any] = {
+        "pool_pre_ping": True,
+        **pool_options(None if threads is None else threads + STATE_POOL_MARGIN),
+    }
     if backend in ("mysql", "mariadb"):
         kwargs["isolation_level"] = "READ COMMITTED"
     kwargs["connect_args"] = {"connect_timeout": 10}
