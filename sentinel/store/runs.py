@@ -14,7 +14,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 import sqlalchemy as sa
-from sqlalchemy.engine import Engine
+from sqlalchemy.engine import Connection, Engine
 
 from sentinel.models import ALERT, ERROR, QueryResult
 from sentinel.rules import NODATA, AlertRules, Transition, decide, effective_outcome
@@ -82,7 +82,13 @@ def claim_run(
     stale_after: float,
     message_id: str | None = None,
 ) -> Claim | None:
-    """Claim a run; ``None`` when the slot was already run, or is running on a live worker."""
+    """Claim a run; ``None`` when it was already run, or is running on a live worker.
+
+    A scheduled run is keyed by ``(alert, slot)``, a manual one by its broker message, so a
+    message delivered twice runs once. A running claim is taken over when it is stale (its worker
+    died) or when it is this message's own (an earlier attempt claimed, then failed to record the
+    outcome because the state database went away, and the broker is retrying it).
+    """
     values = {
         "alert_name": alert_name,
         "scheduled_for": scheduled_for,
@@ -94,33 +100,86 @@ def claim_run(
         "query": query,
         "message_id": message_id,
     }
+    if scheduled_for is None:
+        return _claim_manual(engine, values, stale_after)
     try:
         with write_transaction(engine) as conn:
-            inserted = conn.execute(_INSERT_EXECUTION, values)
-            execution_id = inserted_id(inserted)
+            execution_id = inserted_id(conn.execute(_INSERT_EXECUTION, values))
         return Claim(execution_id, alert_name, scheduled_for, triggered_by, now, worker_id)
     except sa.exc.IntegrityError:
-        if scheduled_for is None:
-            raise
+        pass  # the slot has a row: finished, running elsewhere, or ours from an earlier attempt
+    where = (executions.c.alert_name == alert_name, executions.c.scheduled_for == scheduled_for)
     with write_transaction(engine) as conn:
-        query_row = sa.select(executions.c.id, executions.c.status, executions.c.claimed_at).where(
-            executions.c.alert_name == alert_name, executions.c.scheduled_for == scheduled_for
+        return _take_over(conn, where, values, stale_after)
+
+
+def _claim_manual(engine: Engine, values: dict[str, Any], stale_after: float) -> Claim | None:
+    """Insert first, then look: of the rows of one message the lowest id is the run.
+
+    Inserting before looking tolerates twins delivered at the same instant (each sees the
+    other's row, and only the lowest proceeds), without a unique key on the message id."""
+    message_id = values["message_id"]
+    with write_transaction(engine) as conn:
+        execution_id = inserted_id(conn.execute(_INSERT_EXECUTION, values))
+    claim = Claim(
+        execution_id,
+        values["alert_name"],
+        None,
+        values["triggered_by"],
+        values["claimed_at"],
+        values["worker_id"],
+    )
+    if message_id is None:
+        return claim
+    with write_transaction(engine) as conn:
+        first = conn.execute(
+            sa.select(sa.func.min(executions.c.id)).where(executions.c.message_id == message_id)
+        ).scalar()
+        if first == execution_id:
+            return claim
+        conn.execute(executions.delete().where(executions.c.id == execution_id))
+        return _take_over(conn, (executions.c.id == first,), values, stale_after)
+
+
+def _take_over(
+    conn: Connection,
+    where: tuple[sa.ColumnElement[bool], ...],
+    values: dict[str, Any],
+    stale_after: float,
+) -> Claim | None:
+    """Take the existing claim ``where`` selects, if it is stale or this message's own."""
+    now, message_id = values["claimed_at"], values["message_id"]
+    query_row = sa.select(
+        executions.c.id, executions.c.status, executions.c.claimed_at, executions.c.message_id
+    ).where(*where)
+    if lock_clause(conn):
+        query_row = query_row.with_for_update()
+    row = conn.execute(query_row).first()
+    if row is None or row.status != RUNNING:
+        return None
+    own = message_id is not None and row.message_id == message_id
+    if not own and row.claimed_at > now - timedelta(seconds=stale_after):
+        return None
+    # Fence the old claim out: its holder's outcome no longer matches ``claimed_at``. The new
+    # message becomes the claim's, so that its own retries can take it back.
+    conn.execute(
+        executions.update()
+        .where(executions.c.id == row.id)
+        .values(
+            claimed_at=now,
+            executed_at=now,
+            worker_id=values["worker_id"],
+            message_id=message_id or row.message_id,
         )
-        if lock_clause(conn):
-            query_row = query_row.with_for_update()
-        row = conn.execute(query_row).first()
-        if row is None or row.status != RUNNING:
-            return None
-        if row.claimed_at > now - timedelta(seconds=stale_after):
-            return None
-        # The worker that claimed this slot died: take the run over, fencing the old claim out.
-        conn.execute(
-            executions.update()
-            .where(executions.c.id == row.id)
-            .values(claimed_at=now, executed_at=now, worker_id=worker_id)
-        )
+    )
     return Claim(
-        int(row.id), alert_name, scheduled_for, triggered_by, now, worker_id, took_over=True
+        int(row.id),
+        values["alert_name"],
+        values["scheduled_for"],
+        values["triggered_by"],
+        now,
+        values["worker_id"],
+        took_over=True,
     )
 
 
