@@ -3,14 +3,18 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import datetime
 
 import dramatiq
 from dramatiq.middleware import CurrentMessage
 
 from sentinel.config import AlertConfig
+from sentinel.errors import StateStoreError
 from sentinel.fleet import namespace
 from sentinel.models import DeliveryOutcome
+from sentinel.outages import Dependency, outages
 from sentinel.redact import redact
 from workers import keys
 from workers.runtime import default_runtime
@@ -33,6 +37,18 @@ runtime = default_runtime()
 runtime.dispatch = _hand_off
 
 
+@contextmanager
+def _state_database() -> Iterator[None]:
+    """The state database being away is an outage, not a bug: one log line for the outage (not
+    a traceback per attempt), and the message retried with back-off by Dramatiq's Retries."""
+    try:
+        yield
+    except StateStoreError as exc:
+        outages.failed(Dependency.STATE_DB, exc)
+        raise dramatiq.Retry(str(exc)) from None
+    outages.ok(Dependency.STATE_DB)
+
+
 @dramatiq.actor(actor_name="execute-alert", queue_name=keys.queue_name(NS, keys.ALERTS))
 def execute_alert(
     alert_name: str, scheduled_for: str | None = None, triggered_by: str = "CRON"
@@ -44,13 +60,14 @@ def execute_alert(
         log.error("alert %s is no longer in the configuration; message dropped", alert_name)
         return
     message = CurrentMessage.get_current_message()
-    executor.execute_alert(
-        alert,
-        service.adapter,
-        triggered_by=triggered_by,
-        scheduled_for=datetime.fromisoformat(scheduled_for) if scheduled_for else None,
-        message_id=message.message_id if message else None,
-    )
+    with _state_database():
+        executor.execute_alert(
+            alert,
+            service.adapter,
+            triggered_by=triggered_by,
+            scheduled_for=datetime.fromisoformat(scheduled_for) if scheduled_for else None,
+            message_id=message.message_id if message else None,
+        )
 
 
 @dramatiq.actor(
@@ -58,4 +75,5 @@ def execute_alert(
 )
 def deliver_notification(outbox_id: int) -> None:
     service, executor = runtime.current()
-    executor.deliver_inline_by_id(outbox_id, service.config.alerts_by_name())
+    with _state_database():
+        executor.deliver_inline_by_id(outbox_id, service.config.alerts_by_name())

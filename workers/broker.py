@@ -18,6 +18,7 @@ from dramatiq.middleware import CurrentMessage, Middleware, Retries, TimeLimit
 from sentinel import defaults
 from sentinel.errors import SQLSentinelError, StateStoreError
 from sentinel.fleet import broker_url, namespace
+from workers.faults import broker_faults
 from workers.middleware.connection_budget import ConnectionBudget
 from workers.middleware.stale_runs import RecordStaleRuns
 
@@ -39,20 +40,13 @@ def is_infrastructure_error(retries: int, exc: BaseException) -> bool:
     """Retry what a later attempt may fix; everything else is already recorded as an outcome."""
     if retries >= MAX_RETRIES:
         return False
-    if isinstance(exc, StateStoreError):
+    if isinstance(exc, (StateStoreError, dramatiq.Retry)):
         return True
     if isinstance(exc, SQLSentinelError):
         return False
-    import redis.exceptions
-    import sqlalchemy.exc
+    from sentinel.store.engine import is_connection_fault
 
-    transient = (
-        sqlalchemy.exc.OperationalError,
-        ConnectionError,
-        TimeoutError,
-        redis.exceptions.ConnectionError,
-    )
-    return isinstance(exc, transient)
+    return isinstance(exc, broker_faults()) or is_connection_fault(exc)
 
 
 def middleware() -> list[Middleware]:
