@@ -261,39 +261,45 @@ def stored_lateness(client: Any, namespace: str, queue: str, shift_seconds: floa
 
 
 def sweep_capacity(scheduler: Any, slot: datetime, count: int) -> None:
-    """How many finished runs one FleetScheduler.sweep() takes out of the in-flight set.
+    """How long one FleetScheduler.sweep() takes to check the enqueued runs against the state
+    database, once their deadline (enqueue + timeout + stale-claim grace) has passed.
 
-    The catch-up slot's members are dropped first: their messages were flushed on purpose, and
-    the sweeper would (rightly) re-enqueue them. Then, once the boundary's members are due
-    (enqueue + timeout + stale-claim grace), one sweep() runs, as the scheduler does every
-    SWEEP_INTERVAL_SECONDS."""
-    from workers import keys
+    The catch-up slot's messages were flushed on purpose, so the sweep rightly sends those again;
+    the boundary's runs all finished and are only checked off."""
     from workers.scheduler import SWEEP_INTERVAL_SECONDS
 
-    client = scheduler.client
-    inflight = keys.inflight(scheduler.namespace)
-    previous = (slot - timedelta(minutes=1)).isoformat()
-    members = client.zrange(inflight, 0, -1, withscores=True)
-    stale = [m for m, _ in members if json.loads(m)[1] == previous]
-    if stale:
-        client.zrem(inflight, *stale)
-    due_at = max(score for m, score in members if json.loads(m)[1] == slot.isoformat())
-    wait = due_at - time.time()
+    recovery = scheduler.recovery
+    due_at = recovery.latest_deadline()
+    if due_at is None:
+        print("  sweep: skipped, no run is awaited")
+        return
+    wait = (due_at - scheduler.clock()).total_seconds()
     if wait > 120:
-        print(f"  sweep: skipped, the in-flight members are due only in {wait:.0f} s")
+        print(f"  sweep: skipped, the awaited runs are due only in {wait:.0f} s")
         return
     time.sleep(max(0.0, wait) + 0.5)
-    before = client.zcard(inflight)
+    before = recovery.awaiting
+    sent: list[str] = []
+    send = scheduler.send
+
+    def count_sent(alert_name: str, *_: Any) -> str:
+        sent.append(alert_name)
+        return "-"
+
+    scheduler.send = count_sent
     started = time.perf_counter()
-    scheduler.sweep()
+    try:
+        scheduler.sweep()
+    finally:
+        scheduler.send = send
     took = time.perf_counter() - started
-    removed = before - client.zcard(inflight)
-    per_minute = removed * 60 / SWEEP_INTERVAL_SECONDS
+    checked = before - recovery.awaiting + len(sent)
+    per_minute = checked * 60 / SWEEP_INTERVAL_SECONDS
     print(
-        f"  sweep(): {removed} of {before} due in-flight runs (all finished) cleared in "
-        f"{took:.2f} s by one call; every {SWEEP_INTERVAL_SECONDS:.0f} s that is at most "
-        f"{per_minute:.0f} runs/minute against {count} enqueued per minute"
-        + (" -> the in-flight set only grows" if per_minute < count else "")
+        f"  sweep(): {checked} of {before} awaited runs checked against the state database in "
+        f"{took:.2f} s by one call ({len(sent)} owed, sent again); every "
+        f"{SWEEP_INTERVAL_SECONDS:.0f} s that is at most {per_minute:.0f} runs/minute against "
+        f"{count} enqueued per minute"
     )
 
 

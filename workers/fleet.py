@@ -34,15 +34,19 @@ class DramatiqFleet:
     def send_run(
         self, alert_name: str, scheduled_for: str | None, triggered_by: str, options: dict[str, Any]
     ) -> str:
-        message = execute_alert.send_with_options(
-            kwargs={
-                "alert_name": alert_name,
-                "scheduled_for": scheduled_for,
-                "triggered_by": triggered_by,
-            },
-            **options,
-        )
-        return str(message.message_id)
+        """One ``execute-alert`` message; ``options["message_id"]`` re-sends a manual run under
+        its own id, so that its claim recognises it."""
+        options = dict(options)
+        message_id = options.pop("message_id", None)
+        kwargs = {
+            "alert_name": alert_name,
+            "scheduled_for": scheduled_for,
+            "triggered_by": triggered_by,
+        }
+        message = execute_alert.message_with_options(kwargs=kwargs, **options)
+        if message_id is not None:
+            message = message.copy(message_id=message_id)
+        return str(self.broker.enqueue(message).message_id)
 
     def run_scheduler(self, config_path: str, stop: threading.Event) -> None:
         from workers.scheduler import FleetScheduler

@@ -33,11 +33,6 @@ def slot(namespace: str, alert: str, scheduled_for: datetime) -> str:
     return f"{namespace}:slot:{alert}:{scheduled_for.isoformat()}"
 
 
-def inflight(namespace: str) -> str:
-    """Sorted set: enqueued runs not yet seen finished; score = when to check (epoch seconds)."""
-    return f"{namespace}:inflight"
-
-
 def outbox_sent(namespace: str) -> str:
     """Sorted set: outbox ids the sweeper re-enqueued, score = when (limits re-enqueue storms)."""
     return f"{namespace}:outbox:requeued"

@@ -4,16 +4,20 @@ Exactly once is layered: the lease makes one replica active; a ``SET NX`` key pe
 slot)`` stops a second enqueue (replicas overlapping during a restart); and the claim in the state
 database is the real guard, so a duplicate message that gets through is dropped by the worker.
 
-Nothing lost: every enqueued run is also put in an in-flight set (atomically with its key). The
-sweeper re-enqueues runs not seen finished after ``timeout + STALE_CLAIM_GRACE`` (the bound on
-recovering from a worker killed mid-run: Dramatiq alone would wait for its heartbeat timeout and
-a random maintenance pass), and notifications left pending in the outbox.
+Nothing lost, and the state database is the source of truth for it: every run this replica
+enqueues (or finds keyed by the previous active one at takeover) is handed to
+:class:`~sentinel.recovery.RunRecovery`, which sends it again if no execution row exists by its
+deadline, and which finds claims still ``running`` past their deadline by a query, whatever Redis
+remembers. Notifications left pending in the outbox are swept the same way.
+
+No fault ends the process: the lease, enqueueing, sweeping and the start-up bookkeeping are
+separate steps, each of which may fail on its own (one log line per outage); runs that could not
+be enqueued are held and sent when the broker is back.
 """
 
 from __future__ import annotations
 
 import gc
-import json
 import logging
 import os
 import socket
@@ -26,7 +30,10 @@ from typing import Any
 
 from sentinel import defaults
 from sentinel.due import DueRun
+from sentinel.errors import StateStoreError
 from sentinel.models import utcnow
+from sentinel.outages import Dependency, outages
+from sentinel.recovery import OwedRun, RunRecovery
 from sentinel.redact import redact
 from sentinel.scheduling import ScheduleLoop
 from sentinel.service import SentinelService
@@ -34,6 +41,7 @@ from sentinel.store import outbox
 from sentinel.store.runs import recorded_slots
 from sentinel.store.schema import ensure_schema
 from workers import keys
+from workers.faults import broker_faults
 
 log = logging.getLogger("workers.scheduler")
 
@@ -48,17 +56,10 @@ SLOT_KEY_TTL_SECONDS = 2 * 86_400
 OUTBOX_STALE_SECONDS = 30.0
 #: Runs whose slot keys are claimed in one pipelined round trip.
 ENQUEUE_CHUNK = 500
-#: In-flight entries checked per query, and how long one sweep may keep going.
-SWEEP_BATCH = 1000
-SWEEP_BUDGET_SECONDS = 5.0
 
-_CLAIM_SLOT = """
-if redis.call('set', KEYS[1], ARGV[1], 'NX', 'EX', ARGV[2]) then
-    redis.call('zadd', KEYS[2], 'NX', ARGV[3], ARGV[4])
-    return 1
-end
-return 0
-"""
+#: Sends one ``execute-alert`` message: (alert, slot, triggered_by, options) -> message id.
+Send = Callable[[str, str | None, str, dict[str, Any]], str]
+
 _RENEW = """
 if redis.call('get', KEYS[1]) == ARGV[1] then
     return redis.call('pexpire', KEYS[1], ARGV[2])
@@ -110,25 +111,29 @@ class Lease:
 
 
 class FleetScheduler:
-    """Ticks a :class:`ScheduleLoop` while holding the lease; enqueues, sweeps."""
+    """Ticks a :class:`ScheduleLoop` while holding the lease; enqueues, sweeps, recovers."""
 
     def __init__(
         self,
         config_path: str,
         client: Any,
-        send: Callable[[str, str | None, str, dict[str, Any]], str],
+        send: Send,
         namespace: str,
         *,
         clock: Callable[[], datetime] = utcnow,
+        send_notification: Callable[[int], None] | None = None,
     ):
         self.client = client
         self.send = send
+        self.send_notification = send_notification or _send_notification
         self.namespace = namespace
         self.clock = clock
-        self.service = SentinelService.from_file(config_path)
+        self.service = SentinelService.from_file(config_path, threads=1)
         gc.freeze()  # 100,000 alerts: keep them out of full collections (a 0.6 s pause otherwise)
         self.lease = Lease(client, namespace)
-        self._claim_slot = client.register_script(_CLAIM_SLOT)
+        #: Due runs not yet enqueued (broker away): those whose slot keys are still to be set,
+        #: and those whose keys this replica set but whose messages were not sent.
+        self.unclaimed: list[DueRun] = []
         self.unsent: list[DueRun] = []
         self.loop = ScheduleLoop(
             config_path,
@@ -137,145 +142,194 @@ class FleetScheduler:
             recorded=self._recorded,
             config=self.service.config,
         )
+        self.recovery = RunRecovery(
+            self.service.state_engine,
+            lambda: self.loop.config.alerts_by_name(),  # noqa: PLW0108 - the config is reloaded
+            lambda: self.loop.config.database.timeout,
+        )
+        self._prepared = False
         self._swept_at = 0.0
 
     # -- enqueueing ------------------------------------------------------------------------
     def enqueue_runs(self, runs: list[DueRun]) -> None:
-        """Enqueue each run once, in chunks; what fails (broker down) is kept for the next tick.
+        """Enqueue each run once, in chunks; what cannot be sent now is held for the next tick.
 
-        Slot keys are claimed for a whole chunk in one pipelined round trip; the lease is renewed
-        between chunks, so a long batch cannot outlive it."""
-        pending = self.unsent + runs
-        self.unsent = []
+        Slot keys are set for a whole chunk in one pipelined round trip; the lease is renewed
+        between chunks, so a long batch cannot outlive it. A run whose key another replica set
+        is that replica's to send, and recovery's to check."""
+        now = self.clock()
+        to_send, self.unsent = self.unsent, []
+        pending, self.unclaimed = self.unclaimed + runs, []
         sent = 0
-        for start in range(0, len(pending), ENQUEUE_CHUNK):
-            chunk = pending[start : start + ENQUEUE_CHUNK]
-            try:
+        try:
+            sent += self._send_all(to_send)
+            for start in range(0, len(pending), ENQUEUE_CHUNK):
+                chunk = pending[start : start + ENQUEUE_CHUNK]
                 if start and not self.lease.renew():
                     log.warning("lost the lease mid-batch: the new active replica takes over")
                     return
-                claimed = self._claim_slots(chunk, time.time())
-                for run in claimed:
-                    self._send(run)
-                sent += len(claimed)
-            except Exception as exc:
-                log.error("broker unavailable, %d runs held: %s", len(pending) - start, redact(exc))
-                self.unsent = pending[start:]
-                raise
-        if pending:
-            log.info("enqueued %d of %d due runs", sent, len(pending))
+                try:
+                    claimed = self._claim_slots(chunk)
+                except Exception:
+                    self.unclaimed = pending[start:]
+                    raise
+                self.recovery.submitted(chunk, now)
+                self.unclaimed = pending[start + ENQUEUE_CHUNK :]
+                sent += self._send_all(claimed)
+                self.unclaimed = []
+        except broker_faults() as exc:
+            outages.failed(Dependency.BROKER, exc)
+            held = len(self.unclaimed) + len(self.unsent)
+            log.info("%d due runs held until the broker is back", held)
+            return
+        outages.ok(Dependency.BROKER)
+        if sent or pending:
+            log.info("enqueued %d of %d due runs", sent, len(pending) + len(to_send))
 
-    def _claim_slots(self, chunk: list[DueRun], now: float) -> list[DueRun]:
-        """Set each run's slot key (NX) and in-flight entry; the runs this replica claimed."""
+    def _send_all(self, runs: list[DueRun]) -> int:
+        """Send each run; on a broker fault the rest (keys already set) wait in ``unsent``."""
+        for index, run in enumerate(runs):
+            try:
+                self._send(run)
+            except Exception:
+                self.unsent = runs[index:]
+                raise
+        return len(runs)
+
+    def _claim_slots(self, chunk: list[DueRun]) -> list[DueRun]:
+        """Set each run's slot key (``SET NX EX``); the runs this replica claimed."""
         pipe = self.client.pipeline(transaction=False)
         for run in chunk:
-            member = json.dumps([run.alert.name, run.slot.isoformat()])
             slot_key = keys.slot(self.namespace, run.alert.name, run.slot)
-            args = [
-                self.lease.value or "-",
-                SLOT_KEY_TTL_SECONDS,
-                now + self._deadline(run),
-                member,
-            ]
-            self._claim_slot(keys=[slot_key, keys.inflight(self.namespace)], args=args, client=pipe)
+            pipe.set(slot_key, self.lease.value or "-", nx=True, ex=SLOT_KEY_TTL_SECONDS)
         return [run for run, claimed in zip(chunk, pipe.execute(), strict=True) if claimed]
 
-    def _send(self, run: DueRun) -> str:
-        options = {"time_limit": int(self._timeout(run) * 1000) + 30_000}
-        message_id = self.send(run.alert.name, run.slot.isoformat(), "CRON", options)
-        log.debug(
-            "enqueued alert=%s scheduled_for=%s message=%s",
-            run.alert.name,
-            run.slot.isoformat(),
-            message_id,
-        )
-        return message_id
+    def _send(self, run: DueRun, message_id: str | None = None) -> str:
+        options: dict[str, Any] = {"time_limit": int(self._timeout(run.alert) * 1000) + 30_000}
+        if message_id is not None:
+            options["message_id"] = message_id
+        slot = run.slot.isoformat() if run.slot else None
+        sent = self.send(run.alert.name, slot, "CRON", options)
+        log.debug("enqueued alert=%s scheduled_for=%s message=%s", run.alert.name, slot, sent)
+        return sent
 
-    def _timeout(self, run: DueRun) -> float:
-        return run.alert.timeout or self.service.config.database.timeout
-
-    def _deadline(self, run: DueRun) -> float:
-        return self._timeout(run) + defaults.STALE_CLAIM_GRACE_SECONDS
+    def _timeout(self, alert: Any) -> float:
+        return float(alert.timeout or self.loop.config.database.timeout)
 
     def _recorded(self, runs: list[DueRun]) -> set[tuple[str, datetime]]:
-        ensure_schema(self.service.state_engine)
-        return recorded_slots(self.service.state_engine, [(r.alert.name, r.slot) for r in runs])
+        """Slots that already have a row. With the state database away the answer is "none":
+        the slot keys and the claims still keep each run to one."""
+        try:
+            self._prepare()
+            found = recorded_slots(
+                self.service.state_engine, [(r.alert.name, r.slot) for r in runs]
+            )
+        except StateStoreError as exc:
+            outages.failed(Dependency.STATE_DB, exc)
+            return set()
+        outages.ok(Dependency.STATE_DB)
+        return found
 
     # -- sweeping --------------------------------------------------------------------------
     def sweep(self) -> None:
-        """Re-enqueue runs not finished by their deadline, and stranded notifications."""
-        deadline = time.monotonic() + SWEEP_BUDGET_SECONDS
-        while time.monotonic() < deadline and self._sweep_inflight(time.time()) == SWEEP_BATCH:
-            pass
-        stale = self.clock() - timedelta(seconds=OUTBOX_STALE_SECONDS)
-        for outbox_id in outbox.due(self.service.state_engine, self.clock(), untouched_since=stale):
-            self.send_notification(outbox_id)
+        """Send again what the state database says is owed: lost runs, stranded notifications."""
+        now = self.clock()
+        try:
+            self._prepare()
+            owed = self.recovery.owed(now)
+            stale = now - timedelta(seconds=OUTBOX_STALE_SECONDS)
+            stranded = outbox.due(self.service.state_engine, now, untouched_since=stale)
+        except StateStoreError as exc:
+            outages.failed(Dependency.STATE_DB, exc)
+            return
+        outages.ok(Dependency.STATE_DB)
+        try:
+            for run in owed:
+                self._resend(run)
+            for outbox_id in stranded:
+                self.send_notification(outbox_id)
+        except broker_faults() as exc:
+            outages.failed(Dependency.BROKER, exc)
 
-    def _sweep_inflight(self, now: float) -> int:
-        """One batch of due in-flight entries; returns how many were looked at."""
-        inflight = keys.inflight(self.namespace)
-        members = self.client.zrangebyscore(inflight, "-inf", now, start=0, num=SWEEP_BATCH)
-        if not members:
-            return 0
-        slots = [(name, datetime.fromisoformat(slot)) for name, slot in map(json.loads, members)]
-        finished = recorded_slots(self.service.state_engine, slots, finished_only=True)
-        done, retry = [], []
-        for member, (name, slot) in zip(members, slots, strict=True):
-            alert = self.loop.config.alerts_by_name().get(name)
-            if (name, slot) in finished or alert is None:
-                done.append(member)
-            else:
-                retry.append((member, DueRun(alert, slot)))
-        if done:
-            self.client.zrem(inflight, *done)
-        for member, run in retry:
-            log.warning(
-                "re-enqueueing alert=%s scheduled_for=%s: not finished", run.alert.name, run.slot
-            )
-            self._send(run)
-            self.client.zadd(inflight, {member: now + self._deadline(run)}, xx=True)
-        return len(members)
+    def _resend(self, run: OwedRun) -> None:
+        log.warning(
+            "re-enqueueing alert=%s scheduled_for=%s: %s",
+            run.alert.name,
+            run.scheduled_for.isoformat() if run.scheduled_for else "-",
+            run.reason,
+        )
+        options: dict[str, Any] = {"time_limit": int(self._timeout(run.alert) * 1000) + 30_000}
+        if run.message_id is not None:
+            options["message_id"] = run.message_id
+        slot = run.scheduled_for.isoformat() if run.scheduled_for else None
+        self.send(run.alert.name, slot, run.triggered_by, options)
 
-    def send_notification(self, outbox_id: int) -> None:
-        from workers.actors import deliver_notification
-
-        deliver_notification.send(outbox_id)
+    def _prepare(self) -> None:
+        """Once: the schema and this config version in the state database (bookkeeping that
+        waits for the database, never blocks scheduling)."""
+        if not self._prepared:
+            ensure_schema(self.service.state_engine)
+            self.service.remember_config()
+            self._prepared = True
 
     # -- the loop --------------------------------------------------------------------------
     def tick(self, active: bool) -> tuple[bool, float]:
         """One pass: keep or take the lease, enqueue what is due, sweep. Returns (active, wait)."""
-        if active and not self.lease.renew():
-            log.warning("lost the scheduler lease; standing by")
-            active = False
-        if not active and self.lease.acquire():
-            log.info("scheduler lease taken (%s): active", self.lease.value)
-            active = True
-            self.loop.start(self.clock())
+        try:
+            active = self._hold_lease(active)
+        except broker_faults() as exc:
+            # Without Redis this replica cannot know it is still the active one: stand by.
+            outages.failed(Dependency.REDIS, exc)
+            if active:
+                self.recovery.forget()
+            return False, defaults.SCHEDULER_MAX_SLEEP_SECONDS
+        outages.ok(Dependency.REDIS)
         if not active:
             return False, defaults.SCHEDULER_MAX_SLEEP_SECONDS
         wait = self.loop.tick(self.clock())
-        if self.unsent:
+        if self.unclaimed or self.unsent:
             self.enqueue_runs([])
         if time.monotonic() - self._swept_at >= SWEEP_INTERVAL_SECONDS:
             self._swept_at = time.monotonic()
             self.sweep()
         return True, wait
 
+    def _hold_lease(self, active: bool) -> bool:
+        if active and not self.lease.renew():
+            log.warning("lost the scheduler lease; standing by")
+            self.recovery.forget()
+            active = False
+        if not active and self.lease.acquire():
+            log.info("scheduler lease taken (%s): active", self.lease.value)
+            self._take_over()
+            active = True
+        return active
+
+    def _take_over(self) -> None:
+        """Catch up each alert's latest missed slot; what the last replica keyed is owed unless
+        a row appears by its deadline (it may have been lost with that replica)."""
+        self.unclaimed, self.unsent = [], []
+        self._swept_at = 0.0  # sweep at once: the last active replica may have died mid-sweep
+        self.loop.start(self.clock())  # enqueue_runs hands every caught-up run to recovery
+
     def run(self, stop: threading.Event) -> None:
-        ensure_schema(self.service.state_engine)
-        self.service.remember_config()
         log.info("fleet scheduler %s standing by: %d alerts", self.lease.owner, len(self.loop.due))
         active = False
         while not stop.is_set():
             try:
                 active, wait = self.tick(active)
-            except Exception as exc:  # Redis or the state database away: keep trying
-                # The lease decides on the next tick whether this replica is still active.
-                log.error("scheduler tick failed: %s", redact(exc))
+            except Exception:  # a bug, not an outage: say so loudly, and keep the clock going
+                log.exception("scheduler tick failed")
                 wait = defaults.SCHEDULER_MAX_SLEEP_SECONDS
             stop.wait(min(wait, defaults.SCHEDULER_MAX_SLEEP_SECONDS))
         try:
             self.lease.release()
-        except Exception as exc:
+        except broker_faults() as exc:
             log.warning("could not release the lease: %s", redact(exc))
         self.service.close()
+
+
+def _send_notification(outbox_id: int) -> None:
+    from workers.actors import deliver_notification
+
+    deliver_notification.send(outbox_id)

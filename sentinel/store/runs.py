@@ -274,6 +274,69 @@ def recorded_slots(
     return found
 
 
+@dataclass(frozen=True)
+class RunningRun:
+    """A claim that has not recorded its outcome: in progress, or left by a worker that died."""
+
+    execution_id: int
+    alert_name: str
+    scheduled_for: datetime | None
+    triggered_by: str
+    claimed_at: datetime
+    message_id: str | None
+
+
+def running_claimed_before(engine: Engine, before: datetime, limit: int = 1000) -> list[RunningRun]:
+    """Runs still ``running`` that were claimed before ``before``, oldest first.
+
+    This is how the state database, not the broker, says which runs are owed: whatever Redis
+    lost, a claim that outlived its deadline is here (the ``(status, claimed_at)`` index)."""
+    query = (
+        sa.select(
+            executions.c.id,
+            executions.c.alert_name,
+            executions.c.scheduled_for,
+            executions.c.triggered_by,
+            executions.c.claimed_at,
+            executions.c.message_id,
+        )
+        .where(executions.c.status == RUNNING, executions.c.claimed_at < before)
+        .order_by(executions.c.claimed_at)
+        .limit(limit)
+    )
+    with read_transaction(engine) as conn:
+        return [
+            RunningRun(
+                int(r.id), r.alert_name, r.scheduled_for, r.triggered_by, r.claimed_at, r.message_id
+            )
+            for r in conn.execute(query)
+        ]
+
+
+def abandon_run(
+    engine: Engine, run: RunningRun, reason: str, now: datetime, *, status: str = "error"
+) -> bool:
+    """Finish a claim nobody will complete (``error``, or ``skipped`` when it is too late to run),
+    with the reason; fenced on ``claimed_at``, so a claim taken over meanwhile is left alone."""
+    with write_transaction(engine) as conn:
+        done = conn.execute(
+            _FINISH,
+            {
+                "b_id": run.execution_id,
+                "b_claimed_at": run.claimed_at,
+                "status": status,
+                "finished_at": now,
+                "execution_duration_ms": 0.0,
+                "result_status": None,
+                "actual_value": None,
+                "threshold": None,
+                "context_data": None,
+                "error_message": reason,
+            },
+        )
+    return bool(done.rowcount == 1)
+
+
 def record_skipped(
     engine: Engine, alert_name: str, scheduled_for: datetime, reason: str, now: datetime
 ) -> bool:
