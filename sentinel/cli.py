@@ -176,13 +176,20 @@ def status(config: str, state_db: str | None, as_json: bool) -> None:
     from dataclasses import asdict
 
     from sentinel import report
+    from sentinel.health import check_dependencies
 
     service = _service(config, state_db)
     try:
+        health = check_dependencies(service)
+        for check in health.checks:
+            # Said on stderr, so --json output stays one document; an unreachable state database
+            # ends the command with its own one-line error below.
+            if not check.ok and check.name != "state_db":
+                since = f" since {check.down_since:%H:%M:%S}Z" if check.down_since else ""
+                click.echo(f"warning: {check.name} unreachable{since}: {check.error}", err=True)
         rows = service.status()
     finally:
         service.close()
-    depths = _queue_depths()
     if as_json:
         click.echo(
             report.to_json(
@@ -204,23 +211,7 @@ def status(config: str, state_db: str | None, as_json: bool) -> None:
         )
         return
     click.echo(report.status_rows(rows, service.clock()))
-    if depths:
-        click.echo("queues: " + ", ".join(f"{q} {n} waiting" for q, n in depths.items()))
-
-
-def _queue_depths() -> dict[str, int]:
-    """Messages waiting per queue, when a broker is configured (and reachable)."""
-    from sentinel.fleet import load_fleet
-    from sentinel.redact import redact
-
-    fleet = load_fleet()
-    if fleet is None:
-        return {}
-    try:
-        return fleet.queue_depths()
-    except Exception as exc:  # status must still show the alerts when the broker is down
-        click.echo(f"warning: broker unreachable: {redact(exc)}", err=True)
-        return {}
+    click.echo(report.dependencies(health))
 
 
 def main() -> None:

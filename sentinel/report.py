@@ -5,11 +5,14 @@ from __future__ import annotations
 import json
 from collections.abc import Sequence
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sentinel.models import DeliveryOutcome, ExecutionRecord, ExecutionResult
 from sentinel.redact import redact
 from sentinel.serialization import to_jsonable
+
+if TYPE_CHECKING:
+    from sentinel.health import Health
 
 _LABEL = {"success": "OK", "failure": "ALERT", "error": "ERROR", "running": "RUNNING"}
 
@@ -164,3 +167,16 @@ def status_rows(rows: Sequence[Any], now: datetime) -> str:
         )
     headers = ["alert", "severity", "state", "since", "pending", "silenced until", "muted"]
     return table([*headers, "last run", "result", "next run", "notes"], out)
+
+
+def dependencies(health: Health) -> str:
+    """One line per dependency: whether it answers, and the queue depths with the broker."""
+    lines = []
+    for check in health.checks:
+        state = "ok" if check.ok else f"UNREACHABLE: {check.error}"
+        extra = ""
+        if check.name == "broker" and health.queue_depths:
+            extra = " (" + ", ".join(f"{q} {n} waiting" for q, n in health.queue_depths.items())
+            extra += ")"
+        lines.append(f"{check.name}: {state} [{check.target}]{extra}")
+    return "\n".join(lines)

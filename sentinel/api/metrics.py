@@ -24,15 +24,26 @@ def metrics(ctx: ApiContext = Depends(context)) -> Response:  # noqa: B008 - Fas
     from prometheus_client import CollectorRegistry, Gauge, generate_latest
     from prometheus_client.exposition import CONTENT_TYPE_LATEST
 
-    from sentinel.api.routes import queue_depths
+    from sentinel.errors import StateStoreError
+    from sentinel.health import check_dependencies
 
-    try:
-        depths = queue_depths()
-    except Exception:
-        depths = {}
-    now = ctx.clock()
-    data = views.stats(ctx.service, now, depths)
+    health = check_dependencies(ctx.service)
     registry = CollectorRegistry()
+    up = Gauge(
+        "sqlsentinel_dependency_up",
+        "Whether a dependency answers (1) or not (0), as /ready reports it",
+        ["dependency"],
+        registry=registry,
+    )
+    for check in health.checks:
+        up.labels(check.name).set(1 if check.ok else 0)
+    depth = Gauge("sqlsentinel_queue_depth", "Messages waiting", ["queue"], registry=registry)
+    for queue, count in health.queue_depths.items():
+        depth.labels(queue).set(count)
+    try:
+        data = views.stats(ctx.service, ctx.clock(), health.queue_depths)
+    except StateStoreError:  # the outage is the one figure left to report
+        return Response(generate_latest(registry), media_type=CONTENT_TYPE_LATEST)
     alerts = Gauge("sqlsentinel_alerts", "Alerts by state", ["state"], registry=registry)
     for state, count in data.by_state.items():
         alerts.labels(state).set(count)
@@ -55,8 +66,5 @@ def metrics(ctx: ApiContext = Depends(context)) -> Response:  # noqa: B008 - Fas
     ):
         for status, count in counts.items():
             notes.labels(window, status).set(count)
-    depth = Gauge("sqlsentinel_queue_depth", "Messages waiting", ["queue"], registry=registry)
-    for queue, count in depths.items():
-        depth.labels(queue).set(count)
     body: Any = generate_latest(registry)
     return Response(body, media_type=CONTENT_TYPE_LATEST)

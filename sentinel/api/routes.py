@@ -13,7 +13,6 @@ from sentinel.api import schemas, views
 from sentinel.api.context import ApiContext, context, require_read, require_token
 from sentinel.config import AlertConfig
 from sentinel.errors import SQLSentinelError
-from sentinel.redact import one_line, safe_url
 
 router = APIRouter()
 Ctx = Annotated[ApiContext, Depends(context)]
@@ -48,28 +47,18 @@ def health() -> schemas.Health:
     tags=["operations"],
 )
 def ready(ctx: Ctx) -> JSONResponse:
-    """Readiness: the state database and (when configured) the broker answer."""
-    import sqlalchemy as sa
+    """Readiness: the state database and (when configured) the broker answer; the data
+    database is reported too, without making the process unready (its alerts record the error)."""
+    from sentinel.health import check_dependencies
 
-    from sentinel.fleet import broker_url
-
-    checks: dict[str, schemas.Check] = {}
-    try:
-        with ctx.service.state_engine.connect() as conn:
-            conn.execute(sa.text("SELECT 1"))
-        checks["state_db"] = schemas.Check(ok=True, target=safe_url(ctx.service.state_db_url))
-    except Exception as exc:
-        checks["state_db"] = schemas.Check(
-            ok=False, target=safe_url(ctx.service.state_db_url), error=one_line(exc)
+    health = check_dependencies(ctx.service)
+    checks = {
+        c.name: schemas.Check(
+            ok=c.ok, target=c.target, error=c.error, required=c.required, down_since=c.down_since
         )
-    url = broker_url()
-    if url:
-        try:
-            queue_depths()
-            checks["broker"] = schemas.Check(ok=True, target=safe_url(url))
-        except Exception as exc:
-            checks["broker"] = schemas.Check(ok=False, target=safe_url(url), error=one_line(exc))
-    body = schemas.Ready(ready=all(c.ok for c in checks.values()), checks=checks)
+        for c in health.checks
+    }
+    body = schemas.Ready(ready=health.ready, checks=checks)
     return JSONResponse(body.model_dump(mode="json"), status_code=200 if body.ready else 503)
 
 

@@ -153,6 +153,10 @@ class Check(BaseModel):
     ok: bool
     target: str | None = None
     error: str | None = None
+    #: Whether readiness depends on it (the data database does not: its alerts record the error).
+    required: bool = True
+    #: Since when this process has seen it failing, if it has.
+    down_since: Timestamp | None = None
 
 
 class Ready(BaseModel):

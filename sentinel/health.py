@@ -1,0 +1,82 @@
+"""Whether a deployment's dependencies answer now: the state database, the broker, the data
+database. One function serves ``/ready``, ``/metrics`` and ``sqlsentinel status``, so the three
+can never disagree about an outage.
+
+Readiness depends on the state database and the broker: without them nothing can run. A data
+database that is away is reported, but does not make a process unready: its alerts record the
+error as their outcome (as they should), and every other alert still runs.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+
+from sentinel.outages import Dependency, outages
+from sentinel.redact import one_line, safe_url
+from sentinel.service import SentinelService
+
+STATE_DB, BROKER, DATABASE = "state_db", "broker", "database"
+# This process's outage log names dependencies in words; the checks name them as keys.
+_OUTAGE_NAMES = {STATE_DB: Dependency.STATE_DB, BROKER: Dependency.BROKER}
+
+
+@dataclass(frozen=True)
+class DependencyCheck:
+    name: str
+    target: str
+    ok: bool
+    error: str | None = None
+    #: Whether the process is unready without it.
+    required: bool = True
+    #: Since when this process has seen it fail (``None``: not failing, or not seen by it).
+    down_since: datetime | None = None
+
+
+@dataclass(frozen=True)
+class Health:
+    checks: list[DependencyCheck]
+    queue_depths: dict[str, int] = field(default_factory=dict)
+
+    @property
+    def ready(self) -> bool:
+        return all(c.ok for c in self.checks if c.required)
+
+
+def check_dependencies(service: SentinelService) -> Health:
+    """Ask each dependency now (a trivial query, a queue length); never raises."""
+    import sqlalchemy as sa
+
+    from sentinel.fleet import broker_url, load_fleet
+
+    checks = []
+    try:
+        with service.state_engine.connect() as conn:
+            conn.execute(sa.text("SELECT 1"))
+        checks.append(_check(STATE_DB, service.state_db_url, None))
+    except Exception as exc:
+        checks.append(_check(STATE_DB, service.state_db_url, one_line(exc)))
+    depths: dict[str, int] = {}
+    url = broker_url()
+    if url:
+        try:
+            fleet = load_fleet()
+            depths = fleet.queue_depths() if fleet is not None else {}
+            checks.append(_check(BROKER, url, None))
+        except Exception as exc:
+            checks.append(_check(BROKER, url, one_line(exc)))
+    database = service.config.database.url
+    checks.append(_check(DATABASE, database, service.adapter.connection_error(), required=False))
+    return Health(checks, depths)
+
+
+def _check(name: str, url: str, error: str | None, *, required: bool = True) -> DependencyCheck:
+    outage = outages.current().get(_OUTAGE_NAMES.get(name, name))
+    return DependencyCheck(
+        name=name,
+        target=safe_url(url),
+        ok=error is None,
+        error=error,
+        required=required,
+        down_since=outage.since if outage is not None and error is not None else None,
+    )
