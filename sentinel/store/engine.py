@@ -174,7 +174,8 @@ def insert_ignore(conn: Connection, table: sa.Table, values: dict[str, Any]) -> 
     """
     stmt = _insert_ignore_statement(conn.dialect.name, table)
     if stmt is not None:
-        result = conn.execute(stmt, values)
+        # psycopg forgets the row count when the cursor closes, before SQLAlchemy reads it.
+        result = conn.execute(stmt, values, execution_options={"preserve_rowcount": True})
         if result.returns_rows:  # SQLAlchemy's implicit RETURNING of the generated key
             key = result.inserted_primary_key
             return key is not None and key[0] is not None
