@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta
 
+import pytest
 import sqlalchemy as sa
 from alembic.config import Config
 from alembic.script import ScriptDirectory
@@ -156,4 +157,45 @@ def test_upgrade_moves_old_silences_into_the_audit_trail(db_url: str) -> None:
     state = StateManager(engine).get_state("quiet")
     assert state.current_status == "ALERT" and state.consecutive_alerts == 3
     assert state.silence_until == datetime(2099, 1, 1)
+    engine.dispose()
+
+
+def test_upgrade_keeps_one_execution_per_message(db_url: str) -> None:
+    """Older versions inserted a row per retry of a manual message; 0004 makes the message id a
+    unique key, keeping it on the first row and every row itself."""
+    from alembic import command
+
+    from sentinel.store.engine import write_transaction
+
+    engine = create_state_engine(db_url)
+    with write_transaction(engine) as conn:
+        cfg = Config()
+        cfg.set_main_option("script_location", str(MIGRATIONS))
+        cfg.attributes["connection"] = conn
+        command.upgrade(cfg, "0003")
+        for status in ("error", "success", "success"):
+            conn.execute(
+                sa.text(
+                    "INSERT INTO sqlsentinel_executions (alert_name, triggered_by, status, "
+                    "claimed_at, executed_at, message_id, notification_sent) "
+                    "VALUES ('a', 'CLI', :status, :now, :now, 'm-1', false)"
+                ),
+                {"status": status, "now": T0},
+            )
+    ensure_schema(engine)  # upgrades 0003 -> head
+    with engine.connect() as conn:
+        rows = conn.execute(
+            sa.text("SELECT status, message_id FROM sqlsentinel_executions ORDER BY id")
+        ).all()
+        assert [tuple(r) for r in rows] == [("error", "m-1"), ("success", None), ("success", None)]
+        with pytest.raises(sa.exc.IntegrityError):
+            conn.execute(
+                sa.text(
+                    "INSERT INTO sqlsentinel_executions (alert_name, triggered_by, status, "
+                    "claimed_at, executed_at, message_id, notification_sent) "
+                    "VALUES ('a', 'CLI', 'running', :now, :now, 'm-1', false)"
+                ),
+                {"now": T0},
+            )
+        conn.rollback()
     engine.dispose()

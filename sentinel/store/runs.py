@@ -84,8 +84,9 @@ def claim_run(
 ) -> Claim | None:
     """Claim a run; ``None`` when it was already run, or is running on a live worker.
 
-    A scheduled run is keyed by ``(alert, slot)``, a manual one by its broker message, so a
-    message delivered twice runs once. A running claim is taken over when it is stale (its worker
+    A scheduled run is keyed by ``(alert, slot)``, a manual one by its broker message (a unique
+    key too, since revision 0004), so a message delivered twice runs once, even as twins claiming
+    at the same instant. A running claim is taken over when it is stale (its worker
     died) or when it is this message's own (an earlier attempt claimed, then failed to record the
     outcome because the state database went away, and the broker is retrying it).
     """
@@ -100,45 +101,22 @@ def claim_run(
         "query": query,
         "message_id": message_id,
     }
-    if scheduled_for is None:
-        return _claim_manual(engine, values, stale_after)
     try:
         with write_transaction(engine) as conn:
             execution_id = inserted_id(conn.execute(_INSERT_EXECUTION, values))
         return Claim(execution_id, alert_name, scheduled_for, triggered_by, now, worker_id)
     except sa.exc.IntegrityError:
-        pass  # the slot has a row: finished, running elsewhere, or ours from an earlier attempt
-    where = (executions.c.alert_name == alert_name, executions.c.scheduled_for == scheduled_for)
+        if scheduled_for is None and message_id is None:
+            raise
+    # The run has a row already (by its slot, or by its message: both are unique keys):
+    # finished, running elsewhere, or this message's own from an earlier attempt.
+    where = (
+        (executions.c.message_id == message_id,)
+        if scheduled_for is None
+        else (executions.c.alert_name == alert_name, executions.c.scheduled_for == scheduled_for)
+    )
     with write_transaction(engine) as conn:
         return _take_over(conn, where, values, stale_after)
-
-
-def _claim_manual(engine: Engine, values: dict[str, Any], stale_after: float) -> Claim | None:
-    """Insert first, then look: of the rows of one message the lowest id is the run.
-
-    Inserting before looking tolerates twins delivered at the same instant (each sees the
-    other's row, and only the lowest proceeds), without a unique key on the message id."""
-    message_id = values["message_id"]
-    with write_transaction(engine) as conn:
-        execution_id = inserted_id(conn.execute(_INSERT_EXECUTION, values))
-    claim = Claim(
-        execution_id,
-        values["alert_name"],
-        None,
-        values["triggered_by"],
-        values["claimed_at"],
-        values["worker_id"],
-    )
-    if message_id is None:
-        return claim
-    with write_transaction(engine) as conn:
-        first = conn.execute(
-            sa.select(sa.func.min(executions.c.id)).where(executions.c.message_id == message_id)
-        ).scalar()
-        if first == execution_id:
-            return claim
-        conn.execute(executions.delete().where(executions.c.id == execution_id))
-        return _take_over(conn, (executions.c.id == first,), values, stale_after)
 
 
 def _take_over(

@@ -25,7 +25,7 @@ from sentinel.store.engine import describe_db_error, write_transaction
 from sentinel.store.tables import VERSION_TABLE, metadata
 
 #: The newest migration in ``migrations/versions``; a test checks it matches Alembic's head.
-HEAD_REVISION = "0003"
+HEAD_REVISION = "0004"
 MIGRATIONS = Path(__file__).parent / "migrations"
 
 _ready: weakref.WeakSet[Engine] = weakref.WeakSet()

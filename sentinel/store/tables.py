@@ -119,8 +119,9 @@ executions = sa.Table(
     sa.Column("error_message", sa.Text),
     sa.Column("notification_sent", sa.Boolean, nullable=False, server_default=sa.false()),
     sa.Column("notification_error", sa.Text),
-    # The broker message that asked for this run, if any (revision 0002).
-    sa.Column("message_id", sa.String(64), index=True),
+    # The broker message that holds this run's claim, if any (revision 0002; unique since 0004:
+    # a message is one run, which is how manual runs are claimed).
+    sa.Column("message_id", sa.String(64), index=True, unique=True),
     sa.UniqueConstraint("alert_name", "scheduled_for"),
     sa.Index(None, "alert_name", "id"),
     sa.Index(None, "status", "claimed_at"),
