@@ -39,6 +39,7 @@ class DatabaseFactory:
         self.admin_url = sa.engine.make_url(admin_url)
         self.kind = kind
         self.created: list[str] = []
+        self.roles: list[str] = []
         self.admin = sa.create_engine(
             self.admin_url, isolation_level="AUTOCOMMIT", poolclass=sa.NullPool
         )
@@ -57,7 +58,41 @@ class DatabaseFactory:
                     conn.exec_driver_sql(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
                 else:
                     conn.exec_driver_sql(f"DROP DATABASE IF EXISTS {name}")
+            for role in self.roles:
+                conn.exec_driver_sql(f"DROP ROLE IF EXISTS {role}")
         self.admin.dispose()
+
+    # -- PostgreSQL faults, for real: the server refuses, or a role runs out of connections ---
+    def refuse_connections(self, url: str) -> None:
+        """New logins to this database fail (FATAL), and the open connections are dropped."""
+        name = sa.engine.make_url(url).database
+        with self.admin.connect() as conn:
+            conn.exec_driver_sql(f"ALTER DATABASE {name} ALLOW_CONNECTIONS false")
+            conn.exec_driver_sql(
+                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                f"WHERE datname = '{name}' AND pid <> pg_backend_pid()"
+            )
+
+    def allow_connections(self, url: str) -> None:
+        name = sa.engine.make_url(url).database
+        with self.admin.connect() as conn:
+            conn.exec_driver_sql(f"ALTER DATABASE {name} ALLOW_CONNECTIONS true")
+
+    def role_with_limit(self, urls: list[str], limit: int) -> list[str]:
+        """A login role allowed ``limit`` connections in all (PostgreSQL's "too many
+        connections" when it asks for more), owning these databases; their URLs as that role."""
+        role = f"sentinel_{RUN_ID}_role_{len(self.roles)}"
+        with self.admin.connect() as conn:
+            conn.exec_driver_sql(f"CREATE ROLE {role} LOGIN CONNECTION LIMIT {limit}")
+            for url in urls:
+                conn.exec_driver_sql(
+                    f"ALTER DATABASE {sa.engine.make_url(url).database} OWNER TO {role}"
+                )
+        self.roles.append(role)
+        return [
+            sa.engine.make_url(url).set(username=role).render_as_string(hide_password=False)
+            for url in urls
+        ]
 
 
 def _factory(admin_url: str, kind: str, service: str) -> Iterator[DatabaseFactory]:

@@ -13,113 +13,25 @@ import sys
 import time
 from datetime import datetime, timedelta
 from pathlib import Path
-from typing import Any
 
 import pytest
-import sqlalchemy as sa
 import yaml
 
 from sentinel.models import utcnow
-from tests.fleet import BIN, FleetHarness, RedisServer
+from tests.fleet import (
+    ALERTING,
+    BIN,
+    FleetHarness,
+    RedisServer,
+    assert_each_slot_once,
+    assert_notified_once,
+    configure,
+    minute,
+    runs_by_slot,
+    wait_for_slots,
+    write_config,
+)
 from tests.servers import HTTPTestServer
-
-ALERTING = 25
-QUIET = 25
-
-
-def write_config(
-    tmp_path: Path,
-    state_url: str,
-    http: HTTPTestServer,
-    alerting: int = ALERTING,
-    quiet: int = QUIET,
-) -> str:
-    alerts: list[dict[str, Any]] = []
-    for i in range(alerting):
-        alerts.append(
-            {
-                "name": f"fires_{i:03d}",
-                "query": f"SELECT 'ALERT' AS status, {i} AS actual_value",
-                "schedule": "* * * * *",
-                "timeout": "5s",
-                "notify": [{"channel": "webhook", "webhook_url": http.url_for(f"/hook/{i}")}],
-            }
-        )
-    for i in range(quiet):
-        alerts.append(
-            {"name": f"quiet_{i:03d}", "query": "SELECT 'OK' AS status", "schedule": "* * * * *"}
-        )
-    path = tmp_path / "alerts.yaml"
-    path.write_text(yaml.safe_dump({"database": {"url": state_url}, "alerts": alerts}))
-    return str(path)
-
-
-def configure(fleet: FleetHarness, config: str, state_url: str) -> None:
-    fleet.env.update(
-        SENTINEL_CONFIG=config,
-        STATE_DB_URL=state_url,
-        # Shorter recovery bounds, so a killed worker's run is retried within the test.
-        SENTINEL_STALE_CLAIM_GRACE_SECONDS="10",
-        SENTINEL_DELIVERY_LEASE_SECONDS="20",
-    )
-
-
-def runs_by_slot(state_url: str) -> dict[datetime, list[tuple[str, str]]]:
-    engine = sa.create_engine(state_url)
-    try:
-        with engine.connect() as conn:
-            rows = conn.execute(
-                sa.text(
-                    "SELECT scheduled_for, alert_name, status FROM sqlsentinel_executions "
-                    "WHERE scheduled_for IS NOT NULL"
-                )
-            ).all()
-    except sa.exc.ProgrammingError:
-        return {}
-    finally:
-        engine.dispose()
-    slots: dict[datetime, list[tuple[str, str]]] = {}
-    for slot, name, status in rows:
-        slots.setdefault(slot, []).append((name, status))
-    return slots
-
-
-def wait_for_slots(
-    state_url: str, slots: list[datetime], timeout: float, total: int = ALERTING + QUIET
-) -> None:
-    """Until every alert has a finished run for each slot (or the time is up)."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        found = runs_by_slot(state_url)
-        if all(
-            len([s for _, s in found.get(slot, []) if s != "running"]) == total for slot in slots
-        ):
-            return
-        time.sleep(1)
-
-
-def minute(moment: datetime) -> datetime:
-    return moment.replace(second=0, microsecond=0)
-
-
-def assert_each_slot_once(
-    state_url: str, slots: list[datetime], alerting: int = ALERTING, quiet: int = QUIET
-) -> None:
-    found = runs_by_slot(state_url)
-    for slot in slots:
-        names = sorted(name for name, _ in found.get(slot, []))
-        expected = sorted(
-            [f"fires_{i:03d}" for i in range(alerting)] + [f"quiet_{i:03d}" for i in range(quiet)]
-        )
-        assert names == expected, f"slot {slot}: {len(names)} runs"
-        assert {s for _, s in found[slot]} <= {"success", "failure"}
-
-
-def assert_notified_once(http: HTTPTestServer, alerting: int = ALERTING) -> None:
-    keys = {r.headers.get("idempotency-key") for r in http.requests}
-    paths = {r.path for r in http.requests}
-    assert paths == {f"/hook/{i}" for i in range(alerting)}
-    assert len(keys) == alerting  # one notification per alert; a retry reuses its key
 
 
 @pytest.mark.timeout(300)
