@@ -70,11 +70,14 @@ def cli(verbose: int) -> None:
     configure_logging(("WARNING", "INFO", "DEBUG")[min(verbose, 2)])
 
 
-def _service(config: str, state_db: str | None = None, warn: bool = False) -> SentinelService:
-    """Load the config; ``warn`` says aloud which channels cannot send (validate and run)."""
+def _service(
+    config: str, state_db: str | None = None, warn: bool = False, threads: int | None = None
+) -> SentinelService:
+    """Load the config; ``warn`` says aloud which channels cannot send (validate and run);
+    ``threads`` sizes the pools of a process that serves several at once (the API)."""
     from sentinel.service import SentinelService
 
-    service = SentinelService.from_file(config, state_db)
+    service = SentinelService.from_file(config, state_db, threads=threads)
     if warn:
         for warning in service.channel_warnings():
             click.echo(str(warning), err=True)

@@ -10,6 +10,9 @@ import click
 from sentinel.cli import _service, cli, config_argument, state_db_option
 from sentinel.errors import UsageError
 
+#: Requests that may use the databases at once (each holds at most one connection per database).
+API_DATABASE_THREADS = 5
+
 
 def is_loopback(host: str) -> bool:
     if host == "localhost":
@@ -44,7 +47,9 @@ def api(config: str, host: str, port: int, state_db: str | None) -> None:
             f"the API needs its extra: pip install 'sql-sentinel[api]' ({exc.name} is missing)"
         ) from None
 
-    service = _service(config, state_db, warn=True)
+    # Requests run in a thread pool; this many of them query at once, the rest wait for a
+    # connection (the API's share of the connection budget in the README).
+    service = _service(config, state_db, warn=True, threads=API_DATABASE_THREADS)
     try:
         uvicorn.run(create_app(service), host=host, port=port, log_level="info", access_log=False)
     finally:
