@@ -18,7 +18,7 @@ from sentinel.service import SentinelService
 
 STATE_DB, BROKER, DATABASE = "state_db", "broker", "database"
 # This process's outage log names dependencies in words; the checks name them as keys.
-_OUTAGE_NAMES = {STATE_DB: Dependency.STATE_DB, BROKER: Dependency.BROKER}
+_OUTAGE_NAMES = {STATE_DB: Dependency.STATE_DB, BROKER: Dependency.BROKER, DATABASE: "database"}
 
 
 @dataclass(frozen=True)
@@ -71,7 +71,14 @@ def check_dependencies(service: SentinelService) -> Health:
 
 
 def _check(name: str, url: str, error: str | None, *, required: bool = True) -> DependencyCheck:
-    outage = outages.current().get(_OUTAGE_NAMES.get(name, name))
+    """The check's result, also told to this process's outage log (one line per outage, and
+    since when it has been failing)."""
+    dependency = _OUTAGE_NAMES[name]
+    if error is None:
+        outages.ok(dependency)
+    else:
+        outages.failed(dependency, error)
+    outage = outages.current().get(dependency)
     return DependencyCheck(
         name=name,
         target=safe_url(url),

@@ -151,6 +151,34 @@ def test_unreachable_state_database_is_a_503_without_secrets(api_world: ApiWorld
     service.close()
 
 
+def test_outages_show_in_ready_and_metrics_without_failing_them(
+    api_world: ApiWorld, tmp_path: Any
+) -> None:
+    """A data database that is away is reported but keeps the process ready; with the state
+    database away too, /metrics still answers, saying which dependency is down since when."""
+    api_world.service.adapter.dispose()  # no pooled connection keeps the old file open
+    (tmp_path / "data.db").unlink()  # the alerts' database is gone (SQLite opens it read-only)
+    api = client(api_world, public_read=True)
+    ready = api.get("/ready")
+    assert ready.status_code == 200, ready.text
+    database = ready.json()["checks"]["database"]
+    assert database["ok"] is False and database["required"] is False and database["error"]
+    metrics = api.get("/metrics").text
+    assert 'sqlsentinel_dependency_up{dependency="database"} 0.0' in metrics
+    assert 'sqlsentinel_dependency_up{dependency="state_db"} 1.0' in metrics
+
+    service = SentinelService(api_world.service.config, "postgresql://u:Hidden-Pw-99@127.0.0.1:1/x")
+    down = TestClient(create_app(service, ApiContext(service=service, public_read=True)))
+    first = down.get("/ready").json()["checks"]["state_db"]
+    again = down.get("/ready").json()["checks"]["state_db"]
+    assert first["down_since"] is not None and again["down_since"] == first["down_since"]
+    scraped = down.get("/metrics")
+    assert scraped.status_code == 200
+    assert 'sqlsentinel_dependency_up{dependency="state_db"} 0.0' in scraped.text
+    assert "Hidden-Pw-99" not in scraped.text
+    service.close()
+
+
 def test_the_cli_refuses_a_public_bind_without_a_token(tmp_path: Any) -> None:
     cfg = tmp_path / "a.yaml"
     cfg.write_text(
