@@ -62,12 +62,19 @@ class OutageLog:
             self._down[dependency] = Outage(self.clock(), message)
         self.log.error("%s unavailable: %s (retrying until it is back)", dependency, message)
 
-    def ok(self, dependency: str) -> None:
-        """An attempt succeeded: ends the outage, if there was one (cheap when there was not)."""
+    def ok(self, dependency: str, attempt_started: datetime | None = None) -> None:
+        """An attempt succeeded: ends the outage, if there was one (cheap when there was not).
+
+        With many threads, an attempt that began before another thread saw the failure can
+        still succeed (on a connection that was already open); ``attempt_started`` lets such a
+        success leave the outage open, so one outage stays one pair of lines."""
         if dependency not in self._down:
             return
         with self._lock:
-            outage = self._down.pop(dependency, None)
+            outage = self._down.get(dependency)
+            if outage is None or (attempt_started is not None and attempt_started < outage.since):
+                return
+            del self._down[dependency]
         if outage is not None:
             seconds = (self.clock() - outage.since).total_seconds()
             self.log.warning(
@@ -82,12 +89,13 @@ class OutageLog:
     @contextmanager
     def watch(self, dependency: str, *faults: type[BaseException]) -> Iterator[None]:
         """Record how the block went for ``dependency``: ``faults`` are recorded and re-raised."""
+        started = self.clock()
         try:
             yield
         except faults as exc:
             self.failed(dependency, exc)
             raise
-        self.ok(dependency)
+        self.ok(dependency, attempt_started=started)
 
 
 #: This process's outages (one registry per process: every thread reports to it).

@@ -356,6 +356,26 @@ def test_an_outage_is_logged_once_when_it_starts_and_once_when_it_ends(
     assert outages.current() == {}
 
 
+def test_a_success_that_began_before_the_outage_does_not_end_it(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """Thread B's attempt started before thread A saw the failure, and succeeded on a connection
+    that was still open: the outage goes on, and is still one pair of lines."""
+    name = "tests.races.outages.threads"
+    caplog.set_level(logging.DEBUG, logger=name)
+    clock = FakeClock(T0)
+    outages = OutageLog(logging.getLogger(name), clock)
+    started_before = clock()
+    clock.advance(seconds=1)
+    outages.failed("state database", "connection refused")
+    outages.ok("state database", attempt_started=started_before)
+    assert "state database" in outages.current()
+    clock.advance(seconds=5)
+    outages.ok("state database", attempt_started=clock())
+    records = [r.levelname for r in caplog.records if r.name == name]
+    assert records == ["ERROR", "WARNING"] and outages.current() == {}
+
+
 def test_pools_are_sized_by_threads(postgres_url: str) -> None:
     assert pool_options(None) == {"pool_size": 5, "max_overflow": 10}
     assert pool_options(2, 5) == {"pool_size": 2, "max_overflow": 0}

@@ -42,11 +42,10 @@ def _state_database() -> Iterator[None]:
     """The state database being away is an outage, not a bug: one log line for the outage (not
     a traceback per attempt), and the message retried with back-off by Dramatiq's Retries."""
     try:
-        yield
+        with outages.watch(Dependency.STATE_DB, StateStoreError):
+            yield
     except StateStoreError as exc:
-        outages.failed(Dependency.STATE_DB, exc)
         raise dramatiq.Retry(str(exc)) from None
-    outages.ok(Dependency.STATE_DB)
 
 
 @dramatiq.actor(actor_name="execute-alert", queue_name=keys.queue_name(NS, keys.ALERTS))
