@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import datetime, timedelta
 
 import pytest
 import sqlalchemy as sa
 from alembic.config import Config
 from alembic.script import ScriptDirectory
+from sqlalchemy.engine import Connection, Engine
 
 from sentinel.models import QueryResult
 from sentinel.rules import AlertRules
@@ -133,18 +136,25 @@ def test_config_versions_are_kept_once(db_url: str) -> None:
     engine.dispose()
 
 
-def test_upgrade_moves_old_silences_into_the_audit_trail(db_url: str) -> None:
-    """A database at revision 0002 with a silenced alert upgrades in place: nothing is lost."""
+@contextmanager
+def at_revision(engine: Engine, revision: str) -> Iterator[Connection]:
+    """A transaction on a database migrated only up to ``revision``, to write old-style rows."""
     from alembic import command
 
     from sentinel.store.engine import write_transaction
 
-    engine = create_state_engine(db_url)
     with write_transaction(engine) as conn:
         cfg = Config()
         cfg.set_main_option("script_location", str(MIGRATIONS))
         cfg.attributes["connection"] = conn
-        command.upgrade(cfg, "0002")
+        command.upgrade(cfg, revision)
+        yield conn
+
+
+def test_upgrade_moves_old_silences_into_the_audit_trail(db_url: str) -> None:
+    """A database at revision 0002 with a silenced alert upgrades in place: nothing is lost."""
+    engine = create_state_engine(db_url)
+    with at_revision(engine, "0002") as conn:
         conn.execute(
             sa.text(
                 "INSERT INTO sqlsentinel_state (alert_name, current_status, silence_until, "
@@ -163,16 +173,8 @@ def test_upgrade_moves_old_silences_into_the_audit_trail(db_url: str) -> None:
 def test_upgrade_keeps_one_execution_per_message(db_url: str) -> None:
     """Older versions inserted a row per retry of a manual message; 0004 makes the message id a
     unique key, keeping it on the first row and every row itself."""
-    from alembic import command
-
-    from sentinel.store.engine import write_transaction
-
     engine = create_state_engine(db_url)
-    with write_transaction(engine) as conn:
-        cfg = Config()
-        cfg.set_main_option("script_location", str(MIGRATIONS))
-        cfg.attributes["connection"] = conn
-        command.upgrade(cfg, "0003")
+    with at_revision(engine, "0003") as conn:
         for status in ("error", "success", "success"):
             conn.execute(
                 sa.text(
