@@ -18,6 +18,7 @@ be enqueued are held and sent when the broker is back.
 from __future__ import annotations
 
 import gc
+import itertools
 import logging
 import os
 import socket
@@ -41,6 +42,7 @@ from sentinel.store import outbox
 from sentinel.store.runs import recorded_slots
 from sentinel.store.schema import ensure_schema
 from workers import keys
+from workers.broker import TIME_LIMIT_MARGIN_MS
 from workers.faults import broker_faults
 
 log = logging.getLogger("workers.scheduler")
@@ -159,32 +161,30 @@ class FleetScheduler:
         is that replica's to send, and recovery's to check."""
         now = self.clock()
         to_send, self.unsent = self.unsent, []
-        pending, self.unclaimed = self.unclaimed + runs, []
-        sent = 0
+        self.unclaimed = self.unclaimed + runs  # until keyed, whatever fails next
+        total, sent = len(self.unclaimed) + len(to_send), 0
         try:
             sent += self._send_all(to_send)
-            for start in range(0, len(pending), ENQUEUE_CHUNK):
-                chunk = pending[start : start + ENQUEUE_CHUNK]
-                if start and not self.lease.renew():
+            for chunk_number in itertools.count():
+                if not self.unclaimed:
+                    break
+                if chunk_number and not self.lease.renew():
                     log.warning("lost the lease mid-batch: the new active replica takes over")
+                    self.unclaimed = []
                     return
-                try:
-                    claimed = self._claim_slots(chunk)
-                except Exception:
-                    self.unclaimed = pending[start:]
-                    raise
+                chunk = self.unclaimed[:ENQUEUE_CHUNK]
+                claimed = self._claim_slots(chunk)
                 self.recovery.submitted(chunk, now)
-                self.unclaimed = pending[start + ENQUEUE_CHUNK :]
+                self.unclaimed = self.unclaimed[ENQUEUE_CHUNK:]
                 sent += self._send_all(claimed)
-                self.unclaimed = []
         except broker_faults() as exc:
             outages.failed(Dependency.BROKER, exc)
             held = len(self.unclaimed) + len(self.unsent)
             log.info("%d due runs held until the broker is back", held)
             return
         outages.ok(Dependency.BROKER)
-        if sent or pending:
-            log.info("enqueued %d of %d due runs", sent, len(pending) + len(to_send))
+        if total:
+            log.info("enqueued %d of %d due runs", sent, total)
 
     def _send_all(self, runs: list[DueRun]) -> int:
         """Send each run; on a broker fault the rest (keys already set) wait in ``unsent``."""
@@ -204,17 +204,16 @@ class FleetScheduler:
             pipe.set(slot_key, self.lease.value or "-", nx=True, ex=SLOT_KEY_TTL_SECONDS)
         return [run for run, claimed in zip(chunk, pipe.execute(), strict=True) if claimed]
 
-    def _send(self, run: DueRun, message_id: str | None = None) -> str:
-        options: dict[str, Any] = {"time_limit": int(self._timeout(run.alert) * 1000) + 30_000}
-        if message_id is not None:
-            options["message_id"] = message_id
-        slot = run.slot.isoformat() if run.slot else None
-        sent = self.send(run.alert.name, slot, "CRON", options)
+    def _send(self, run: DueRun) -> str:
+        slot = run.slot.isoformat()
+        sent = self.send(run.alert.name, slot, "CRON", self._options(run.alert))
         log.debug("enqueued alert=%s scheduled_for=%s message=%s", run.alert.name, slot, sent)
         return sent
 
-    def _timeout(self, alert: Any) -> float:
-        return float(alert.timeout or self.loop.config.database.timeout)
+    def _options(self, alert: Any) -> dict[str, Any]:
+        """Message options: the time limit follows the alert's timeout (plus a margin)."""
+        timeout = float(alert.timeout or self.loop.config.database.timeout)
+        return {"time_limit": int(timeout * 1000) + TIME_LIMIT_MARGIN_MS}
 
     def _recorded(self, runs: list[DueRun]) -> set[tuple[str, datetime]]:
         """Slots that already have a row. With the state database away the answer is "none":
@@ -258,7 +257,7 @@ class FleetScheduler:
             run.scheduled_for.isoformat() if run.scheduled_for else "-",
             run.reason,
         )
-        options: dict[str, Any] = {"time_limit": int(self._timeout(run.alert) * 1000) + 30_000}
+        options = self._options(run.alert)
         if run.message_id is not None:
             options["message_id"] = run.message_id
         slot = run.scheduled_for.isoformat() if run.scheduled_for else None
