@@ -73,5 +73,9 @@ def install(app: FastAPI) -> None:
 
     @app.exception_handler(Exception)
     async def unexpected(_: Request, exc: Exception) -> JSONResponse:
+        from sentinel.store.engine import describe_db_error, is_connection_fault
+
+        if is_connection_fault(exc):  # a database going away mid-request is an outage, not a bug
+            return _response(503, "state_database_unavailable", describe_db_error(exc))
         log.error("unexpected %s: %s", type(exc).__name__, redact(exc))
         return _response(500, "internal_error", "internal error (see the server log)")

@@ -16,6 +16,7 @@ from sentinel.redact import safe_url
 from sentinel.schedule import Schedule, schedule_for
 from sentinel.service import SentinelService
 from sentinel.store import ExecutionHistory, StateManager
+from sentinel.store.engine import read_transaction
 from sentinel.store.tables import executions, outbox
 
 
@@ -176,7 +177,7 @@ def stats(service: SentinelService, now: datetime, depths: dict[str, int]) -> sc
         sa.func.sum(sa.case((executions.c.status == "failure", 1), else_=0)),
         sa.func.sum(sa.case((executions.c.status == "error", 1), else_=0)),
     ).where(executions.c.executed_at >= day)
-    with service.state_engine.connect() as conn:
+    with read_transaction(service.state_engine) as conn:
         last_hour, last_day, failures, errors = conn.execute(run_counts).one()
         notes = _notification_counts(conn, hour), _notification_counts(conn, day)
     last_day = int(last_day or 0)
