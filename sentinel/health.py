@@ -12,7 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from sentinel.outages import Dependency, outages
+from sentinel.outages import Dependency, OutageLog
 from sentinel.redact import one_line, safe_url
 from sentinel.service import SentinelService
 
@@ -43,8 +43,12 @@ class Health:
         return all(c.ok for c in self.checks if c.required)
 
 
-def check_dependencies(service: SentinelService) -> Health:
-    """Ask each dependency now (a trivial query, a queue length); never raises."""
+def check_dependencies(service: SentinelService, outage_log: OutageLog | None = None) -> Health:
+    """Ask each dependency now (a trivial query, a queue length); never raises.
+
+    A long-running process passes its ``outage_log``: the checks then count as attempts (one
+    log line per outage) and say since when each dependency has been failing. A one-shot command
+    passes none, and says what it found itself."""
     import sqlalchemy as sa
 
     from sentinel.fleet import broker_url, load_fleet
@@ -53,32 +57,40 @@ def check_dependencies(service: SentinelService) -> Health:
     try:
         with service.state_engine.connect() as conn:
             conn.execute(sa.text("SELECT 1"))
-        checks.append(_check(STATE_DB, service.state_db_url, None))
+        checks.append(_check(outage_log, STATE_DB, service.state_db_url, None))
     except Exception as exc:
-        checks.append(_check(STATE_DB, service.state_db_url, one_line(exc)))
+        checks.append(_check(outage_log, STATE_DB, service.state_db_url, one_line(exc)))
     depths: dict[str, int] = {}
     url = broker_url()
     if url:
         try:
             fleet = load_fleet()
             depths = fleet.queue_depths() if fleet is not None else {}
-            checks.append(_check(BROKER, url, None))
+            checks.append(_check(outage_log, BROKER, url, None))
         except Exception as exc:
-            checks.append(_check(BROKER, url, one_line(exc)))
+            checks.append(_check(outage_log, BROKER, url, one_line(exc)))
     database = service.config.database.url
-    checks.append(_check(DATABASE, database, service.adapter.connection_error(), required=False))
+    error = service.adapter.connection_error()
+    checks.append(_check(outage_log, DATABASE, database, error, required=False))
     return Health(checks, depths)
 
 
-def _check(name: str, url: str, error: str | None, *, required: bool = True) -> DependencyCheck:
-    """The check's result, also told to this process's outage log (one line per outage, and
-    since when it has been failing)."""
-    dependency = _OUTAGE_NAMES[name]
-    if error is None:
-        outages.ok(dependency)
-    else:
-        outages.failed(dependency, error)
-    outage = outages.current().get(dependency)
+def _check(
+    outage_log: OutageLog | None,
+    name: str,
+    url: str,
+    error: str | None,
+    *,
+    required: bool = True,
+) -> DependencyCheck:
+    outage = None
+    if outage_log is not None:
+        dependency = _OUTAGE_NAMES[name]
+        if error is None:
+            outage_log.ok(dependency)
+        else:
+            outage_log.failed(dependency, error)
+        outage = outage_log.current().get(dependency)
     return DependencyCheck(
         name=name,
         target=safe_url(url),

@@ -12,6 +12,7 @@ from typing import Any
 import pytest
 import sqlalchemy as sa
 
+from sentinel.store.schema import HEAD_REVISION
 from tests.alerting import THRESHOLD_QUERY, make_data_db
 from tests.databases import RUN_ID, DatabaseFactory
 from tests.servers import SMTP_PASSWORD, SMTP_USERNAME, HTTPTestServer, SMTPTestServer
@@ -222,7 +223,7 @@ def test_password_never_shown(tmp_path: Path, postgres_url: str) -> None:
 def test_init_is_idempotent(tmp_path: Path) -> None:
     url = f"sqlite:///{tmp_path / 'state.db'}"
     first = sqlsentinel("init", "--state-db", url)
-    assert first.returncode == 0 and "revision 0003" in first.stdout
+    assert first.returncode == 0 and f"revision {HEAD_REVISION}" in first.stdout
     assert sqlsentinel("init", "--state-db", url).returncode == 0
     tables = sa.inspect(sa.create_engine(url)).get_table_names()
     assert {

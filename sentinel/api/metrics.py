@@ -26,8 +26,9 @@ def metrics(ctx: ApiContext = Depends(context)) -> Response:  # noqa: B008 - Fas
 
     from sentinel.errors import StateStoreError
     from sentinel.health import check_dependencies
+    from sentinel.outages import outages
 
-    health = check_dependencies(ctx.service)
+    health = check_dependencies(ctx.service, outages)
     registry = CollectorRegistry()
     up = Gauge(
         "sqlsentinel_dependency_up",

@@ -50,8 +50,9 @@ def ready(ctx: Ctx) -> JSONResponse:
     """Readiness: the state database and (when configured) the broker answer; the data
     database is reported too, without making the process unready (its alerts record the error)."""
     from sentinel.health import check_dependencies
+    from sentinel.outages import outages
 
-    health = check_dependencies(ctx.service)
+    health = check_dependencies(ctx.service, outages)
     checks = {
         c.name: schemas.Check(
             ok=c.ok, target=c.target, error=c.error, required=c.required, down_since=c.down_since
