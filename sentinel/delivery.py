@@ -7,15 +7,25 @@ retries rows still pending, and the fleet's notification actor.
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Callable, Mapping
 from dataclasses import fields
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 from sqlalchemy.engine import Engine
+from tenacity import (
+    RetryCallState,
+    Retrying,
+    retry_if_exception_type,
+    stop_after_delay,
+    wait_exponential,
+)
 
-from sentinel.errors import NotificationError
+from sentinel import defaults
+from sentinel.errors import NotificationError, StateStoreError
 from sentinel.models import AlertEvent, DeliveryOutcome, utcnow
+from sentinel.outages import Dependency, outages
 from sentinel.redact import redact
 from sentinel.store import outbox
 
@@ -24,6 +34,9 @@ if TYPE_CHECKING:
     from sentinel.notifications import NotificationFactory
 
 log = logging.getLogger("sentinel.delivery")
+#: Recording an outcome stops being retried this long before the lease ends, so the row is
+#: never recorded by this notifier after another one may have leased it.
+RECORD_MARGIN_SECONDS = 2.0
 _EVENT_FIELDS = {f.name for f in fields(AlertEvent)}
 
 
@@ -59,41 +72,26 @@ class Deliverer:
         row = outbox.lease(self.engine, outbox_id, self.clock())
         if row is None:
             return None
+        leased_at = time.monotonic()
         alert = alerts.get(row.alert_name)
         target = _target(alert, row)
         if alert is None or target is None:
-            return outbox.complete(
-                self.engine,
-                row,
-                self.clock(),
-                attempts=0,
-                error="the alert or its channel is no longer in the configuration",
-            )
+            error = "the alert or its channel is no longer in the configuration"
+            return self._record(row, leased_at, attempts=0, error=error)
         try:
             service = self.factory.create_service(row.channel)
             service.deliver(event_from_row(row), target, alert)
         except NotificationError as exc:
             attempts = int(getattr(exc, "attempts", 1) or 1)
-            outcome = outbox.complete(
-                self.engine,
-                row,
-                self.clock(),
-                attempts=attempts,
-                error=redact(exc),
-                retryable=exc.retryable,
+            outcome = self._record(
+                row, leased_at, attempts=attempts, error=redact(exc), retryable=exc.retryable
             )
         except Exception as exc:  # a bug in a channel must not lose the notification
             log.exception("unexpected error delivering notification %s", row.id)
-            outcome = outbox.complete(
-                self.engine,
-                row,
-                self.clock(),
-                attempts=1,
-                error=redact(f"{type(exc).__name__}: {exc}"),
-                retryable=True,
-            )
+            error = redact(f"{type(exc).__name__}: {exc}")
+            outcome = self._record(row, leased_at, attempts=1, error=error, retryable=True)
         else:
-            outcome = outbox.complete(self.engine, row, self.clock(), attempts=1)
+            outcome = self._record(row, leased_at, attempts=1)
         log.info(
             "notification id=%s alert=%s channel=%s event=%s status=%s%s",
             row.id,
@@ -105,6 +103,41 @@ class Deliverer:
         )
         return outcome
 
+    def _record(
+        self,
+        row: outbox.OutboxRow,
+        leased_at: float,
+        *,
+        attempts: int,
+        error: str | None = None,
+        retryable: bool = False,
+    ) -> DeliveryOutcome:
+        """Record how the delivery ended, retrying while the state database is away.
+
+        The endpoint has answered by now: giving up here would let the lease expire and another
+        notifier send the row again. Inside the lease nobody else can, so the outcome is retried
+        until the lease is nearly over (then the StateStoreError propagates, and the row is sent
+        again after its lease: at least once, with the same idempotency key)."""
+        budget = max(0.0, defaults.DELIVERY_LEASE_SECONDS - RECORD_MARGIN_SECONDS)
+        remaining = max(0.0, budget - (time.monotonic() - leased_at))
+        for attempt in Retrying(
+            retry=retry_if_exception_type(StateStoreError),
+            wait=wait_exponential(multiplier=0.5, max=5),
+            stop=stop_after_delay(remaining),
+            before_sleep=_note_outage,
+            reraise=True,
+        ):
+            with attempt:
+                outcome = outbox.complete(
+                    self.engine,
+                    row,
+                    self.clock(),
+                    attempts=attempts,
+                    error=error,
+                    retryable=retryable,
+                )
+        return outcome
+
     def deliver_due(self, alerts: Mapping[str, AlertConfig]) -> list[DeliveryOutcome]:
         """Retry every row that is due now (pending after a failed round, or abandoned)."""
         results = []
@@ -113,6 +146,11 @@ class Deliverer:
             if outcome is not None:
                 results.append(outcome)
         return results
+
+
+def _note_outage(state: RetryCallState) -> None:
+    error = state.outcome.exception() if state.outcome is not None else None
+    outages.failed(Dependency.STATE_DB, error or "the state database is away")
 
 
 def _target(alert: AlertConfig | None, row: outbox.OutboxRow) -> NotificationConfig | None:

@@ -253,3 +253,42 @@ def test_query_errors_are_recorded(tmp_path: Path, state_db_url: str) -> None:
     assert statuses == ["error"] * 4
     engine.dispose()
     adapter.dispose()
+
+
+def test_a_delivery_answered_while_the_state_database_is_away_is_sent_once(
+    tmp_path: Path,
+    postgres_databases: Any,
+    http_server: HTTPTestServer,
+) -> None:
+    """The webhook answers 200 while the state database refuses connections: the notifier keeps
+    its lease and records 'sent' when the database is back, instead of letting the lease expire
+    and another notifier send the row again."""
+    from sentinel.delivery import Deliverer
+
+    state_url = postgres_databases.create("delivery")
+    adapter = DatabaseAdapter(create_data_engine(make_data_db(tmp_path / "data.db")))
+    engine = create_state_engine(state_url)
+    alert = make_alert([{"channel": "webhook", "webhook_url": http_server.url_for("/hook")}])
+    executor = AlertExecutor(engine, factory(), dispatch=lambda outbox_id, alert: None)
+    [queued] = executor.execute_alert(alert, adapter, triggered_by="CLI").notifications
+    assert queued.notification_id is not None and queued.status == "pending"
+    http_server.respond(200, delay=2.0)  # the database goes away while the webhook answers
+
+    def outage() -> None:
+        while not http_server.requests:
+            threading.Event().wait(0.01)
+        postgres_databases.refuse_connections(state_url)
+        threading.Event().wait(4)
+        postgres_databases.allow_connections(state_url)
+
+    saboteur = threading.Thread(target=outage)
+    saboteur.start()
+    outcome = Deliverer(engine, factory()).deliver(queued.notification_id, {alert.name: alert})
+    saboteur.join()
+    assert outcome is not None and outcome.status == "sent"
+    assert len(http_server.requests) == 1
+    with engine.connect() as conn:
+        status = conn.execute(sa.text("SELECT status FROM sqlsentinel_outbox")).scalar_one()
+    assert status == "sent"
+    engine.dispose()
+    adapter.dispose()
