@@ -261,13 +261,15 @@ class AlertExecutor:
     ) -> ExecutionResult:
         now = self.clock()
         run = self._run_query(alert, db_adapter)
-        state = self._peek_state(alert.name) or AlertState(alert_name=alert.name)
+        state, silenced = self._peek_state(alert, now)
         rules = self.rules_for(alert)
-        transition = decide(state, run.outcome, rules, now, muted=is_muted(alert.mute, now))
+        transition = decide(
+            state, run.outcome, rules, now, silenced=silenced, muted=is_muted(alert.mute, now)
+        )
         would_send = [
-            DeliveryOutcome(channel=n.channel, event="firing", status="dry-run")
+            DeliveryOutcome(channel=n.channel, event=transition.event, status="dry-run")
             for n in alert.notify
-            if transition.notify
+            if transition.notify and transition.event
         ]
         return ExecutionResult(
             alert_name=alert.name,
@@ -282,18 +284,23 @@ class AlertExecutor:
             dry_run=True,
         )
 
-    def _peek_state(self, alert_name: str) -> AlertState | None:
-        """The stored state if there is one, read without creating or changing anything."""
+    def _peek_state(self, alert: AlertConfig, now: datetime) -> tuple[AlertState, bool]:
+        """The stored state and whether a silence covers the alert now, as the real run would
+        read them under its lock, but without creating or changing anything."""
+        fresh = AlertState(alert_name=alert.name)
         if self.engine is None:
-            return None
+            return fresh, False
         from sentinel.store.engine import read_transaction
         from sentinel.store.schema import current_revision
+        from sentinel.store.silences import active_silences, silenced_until
         from sentinel.store.state import load_states
 
         with read_transaction(self.engine) as conn:
             if current_revision(conn) is None:
-                return None
-            return load_states(conn, [alert_name]).get(alert_name)
+                return fresh, False
+            state = load_states(conn, [alert.name]).get(alert.name) or fresh
+            until = silenced_until(active_silences(conn, now), alert.name, alert.labels, now)
+        return state, until is not None
 
     def _duplicate(
         self, alert: AlertConfig, now: datetime, triggered_by: str, scheduled_for: datetime | None

@@ -292,3 +292,33 @@ def test_a_delivery_answered_while_the_state_database_is_away_is_sent_once(
     assert status == "sent"
     engine.dispose()
     adapter.dispose()
+
+
+def test_a_dry_run_says_which_notice_it_would_send_and_honours_a_new_silence(
+    tmp_path: Path, state_db_url: str, http_server: HTTPTestServer
+) -> None:
+    from datetime import datetime
+
+    data = make_data_db(tmp_path / "data.db", value=5)
+    adapter = DatabaseAdapter(create_data_engine(data))
+    engine = create_state_engine(state_db_url)
+    webhook = [{"channel": "webhook", "webhook_url": http_server.url_for("/hook")}]
+    alert = make_alert(webhook, notify_on_recovery=True)
+    executor = AlertExecutor(engine, factory())
+    assert executor.execute_alert(alert, adapter, triggered_by="CLI").notify  # fired, notified
+    make_data_db(tmp_path / "data.db", value=50)
+    adapter.dispose()  # the next query sees the new value
+    recovery = executor.execute_alert(alert, adapter, dry_run=True)
+    assert [(n.event, n.status) for n in recovery.notifications] == [("resolved", "dry-run")]
+
+    fresh = make_alert(webhook, name="fresh")
+    make_data_db(tmp_path / "data.db", value=5)
+    adapter.dispose()
+    firing = executor.execute_alert(fresh, adapter, dry_run=True)
+    assert [n.event for n in firing.notifications] == ["firing"]
+    StateManager(engine).silence_alert("fresh", until=datetime(2099, 1, 1))
+    silenced = executor.execute_alert(fresh, adapter, dry_run=True)
+    assert silenced.notify is False and silenced.notifications == []
+    assert len(http_server.requests) == 1  # the dry runs sent nothing
+    engine.dispose()
+    adapter.dispose()
