@@ -207,6 +207,12 @@ class AlertExecutor:
             error = redact(exc)
         except Exception as exc:  # a driver's own error type must still end as a recorded error
             error = redact(f"{type(exc).__name__}: {exc}")
+        except BaseException as exc:
+            # A time limit interrupts the thread with an exception that is not an Exception
+            # (Dramatiq's TimeLimitExceeded): the run must still end recorded, not 'running'.
+            if isinstance(exc, KeyboardInterrupt | SystemExit | GeneratorExit):
+                raise
+            error = redact(f"interrupted: {type(exc).__name__} (the run's time limit)")
         duration_ms = (time.perf_counter() - started) * 1000.0
         outcome = result.status if result is not None else (NODATA if no_data else ERROR)
         return RunOutcome(outcome, result, error, duration_ms, self.clock())

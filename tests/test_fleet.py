@@ -260,3 +260,33 @@ def test_a_permanently_failing_endpoint_ends_as_a_recorded_failure(
         ).stdout
     assert "webhook failed" in history and "HTTP 502" in history
     assert len(http_server.requests) == 8  # 2 rounds of 4 attempts, then given up
+
+
+@pytest.mark.timeout(240)
+def test_a_manual_run_gets_its_alerts_time_limit_not_dramatiqs_default(
+    tmp_path: Path, fleet: FleetHarness, postgres_url: str
+) -> None:
+    """An alert with a 75 s timeout whose query takes 65 s: Dramatiq's default limit (60 s)
+    would interrupt it; the alert's own (timeout + 30 s) lets it finish, and it is recorded."""
+    path = tmp_path / "slow.yaml"
+    alert = {
+        "name": "slow",
+        "query": "SELECT 'OK' AS status FROM pg_sleep(65)",
+        "schedule": "0 0 1 1 *",  # never due during the test: only the manual run
+        "timeout": "75s",
+    }
+    path.write_text(yaml.safe_dump({"database": {"url": postgres_url}, "alerts": [alert]}))
+    configure(fleet, str(path), postgres_url)
+    fleet.worker(processes=1, threads=1)
+    proc = subprocess.run(
+        [str(BIN / "sqlsentinel"), "enqueue", str(path), "--wait", "--json", "--timeout", "150"],
+        env=fleet.env,
+        capture_output=True,
+        text=True,
+        timeout=200,
+        check=False,
+    )
+    assert proc.returncode == 0, proc.stderr + fleet.logs()[-3000:]
+    [record] = json.loads(proc.stdout)
+    assert record["status"] == "success" and record["execution_duration_ms"] > 60_000
+    assert "TimeLimitExceeded" not in fleet.logs()

@@ -19,6 +19,7 @@ from sentinel import defaults
 from sentinel.errors import SQLSentinelError, StateStoreError
 from sentinel.fleet import broker_url, namespace
 from workers.faults import broker_faults
+from workers.middleware.alert_time_limit import AlertTimeLimit
 from workers.middleware.connection_budget import ConnectionBudget
 from workers.middleware.stale_runs import RecordStaleRuns
 
@@ -26,8 +27,7 @@ from workers.middleware.stale_runs import RecordStaleRuns
 MAX_RETRIES = 5
 MIN_BACKOFF_MS = 1_000
 MAX_BACKOFF_MS = 30_000
-#: Time limit of a message when its alert sets none: the query timeout plus this margin.
-TIME_LIMIT_MARGIN_MS = 30_000
+#: Time limit of a message that is not an alert's run (each run's follows its alert's timeout).
 DEFAULT_TIME_LIMIT_MS = 60_000
 #: A due run still queued after this long is recorded as skipped, not run late
 #: (``SENTINEL_MAX_LATENESS_SECONDS``; the same as the scheduler's catch-up grace by default).
@@ -53,6 +53,7 @@ def middleware() -> list[Middleware]:
     chosen: list[Middleware] = [
         ConnectionBudget(),
         RecordStaleRuns(max_age=DEFAULT_MAX_AGE_MS),
+        AlertTimeLimit(),  # before TimeLimit, which reads the limit it sets
         TimeLimit(time_limit=DEFAULT_TIME_LIMIT_MS),
         CurrentMessage(),
         Retries(

@@ -42,7 +42,6 @@ from sentinel.store import outbox
 from sentinel.store.runs import recorded_slots
 from sentinel.store.schema import ensure_schema
 from workers import keys
-from workers.broker import TIME_LIMIT_MARGIN_MS
 from workers.faults import broker_faults
 
 log = logging.getLogger("workers.scheduler")
@@ -206,14 +205,9 @@ class FleetScheduler:
 
     def _send(self, run: DueRun) -> str:
         slot = run.slot.isoformat()
-        sent = self.send(run.alert.name, slot, "CRON", self._options(run.alert))
+        sent = self.send(run.alert.name, slot, "CRON", {})
         log.debug("enqueued alert=%s scheduled_for=%s message=%s", run.alert.name, slot, sent)
         return sent
-
-    def _options(self, alert: Any) -> dict[str, Any]:
-        """Message options: the time limit follows the alert's timeout (plus a margin)."""
-        timeout = float(alert.timeout or self.loop.config.database.timeout)
-        return {"time_limit": int(timeout * 1000) + TIME_LIMIT_MARGIN_MS}
 
     def _recorded(self, runs: list[DueRun]) -> set[tuple[str, datetime]]:
         """Slots that already have a row. With the state database away the answer is "none":
@@ -257,9 +251,8 @@ class FleetScheduler:
             run.scheduled_for.isoformat() if run.scheduled_for else "-",
             run.reason,
         )
-        options = self._options(run.alert)
-        if run.message_id is not None:
-            options["message_id"] = run.message_id
+        # A manual run is re-sent under its own message id; the worker sets the time limit.
+        options = {"message_id": run.message_id} if run.message_id is not None else {}
         slot = run.scheduled_for.isoformat() if run.scheduled_for else None
         self.send(run.alert.name, slot, run.triggered_by, options)
 
