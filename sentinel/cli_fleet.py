@@ -38,7 +38,7 @@ def scheduler(config: str, state_db: str | None) -> None:
         signal.signal(signum, lambda *_: stop.set())
     fleet = load_fleet()
     if fleet is not None:
-        fleet.run_scheduler(config, stop)
+        fleet.run_scheduler(config, stop, state_db)
         return
     from sentinel.embedded import run_embedded
 

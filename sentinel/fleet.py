@@ -39,8 +39,11 @@ class Fleet(Protocol):
         """Messages waiting per queue."""
         ...
 
-    def run_scheduler(self, config_path: str, stop: threading.Event) -> None:
-        """The clock process: blocks until ``stop`` is set (SIGTERM/SIGINT)."""
+    def run_scheduler(
+        self, config_path: str, stop: threading.Event, state_db_url: str | None = None
+    ) -> None:
+        """The clock process: blocks until ``stop`` is set (SIGTERM/SIGINT). ``state_db_url``
+        is ``--state-db`` (else ``STATE_DB_URL``, else the config's database)."""
         ...
 
 

@@ -15,9 +15,11 @@ from datetime import datetime, timedelta
 from pathlib import Path
 
 import pytest
+import sqlalchemy as sa
 import yaml
 
 from sentinel.models import utcnow
+from tests.databases import DatabaseFactory
 from tests.fleet import (
     ALERTING,
     BIN,
@@ -290,3 +292,30 @@ def test_a_manual_run_gets_its_alerts_time_limit_not_dramatiqs_default(
     [record] = json.loads(proc.stdout)
     assert record["status"] == "success" and record["execution_duration_ms"] > 60_000
     assert "TimeLimitExceeded" not in fleet.logs()
+
+
+@pytest.mark.timeout(120)
+def test_the_fleet_scheduler_keeps_state_where_state_db_says(
+    tmp_path: Path, fleet: FleetHarness, postgres_databases: DatabaseFactory
+) -> None:
+    """``scheduler --state-db URL`` with a broker: the state lives at URL, not in the config's
+    own database."""
+    data, state = postgres_databases.create("data"), postgres_databases.create("state")
+    config = one_alert(tmp_path, data, status="OK")
+    configure(fleet, config, state)
+    del fleet.env["STATE_DB_URL"]  # only the flag says where the state lives
+    scheduler = fleet.command("scheduler", "scheduler", config, "--state-db", state)
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline and "sqlsentinel_configs" not in tables(state):
+        time.sleep(0.5)
+    assert scheduler.poll() is None, fleet.logs()[-3000:]
+    assert "sqlsentinel_configs" in tables(state)
+    assert not any(t.startswith("sqlsentinel_") for t in tables(data))
+
+
+def tables(url: str) -> set[str]:
+    engine = sa.create_engine(url, poolclass=sa.NullPool)
+    try:
+        return set(sa.inspect(engine).get_table_names())
+    finally:
+        engine.dispose()

@@ -48,7 +48,9 @@ class DramatiqFleet:
             message = message.copy(message_id=message_id)
         return str(self.broker.enqueue(message).message_id)
 
-    def run_scheduler(self, config_path: str, stop: threading.Event) -> None:
+    def run_scheduler(
+        self, config_path: str, stop: threading.Event, state_db_url: str | None = None
+    ) -> None:
         from workers.scheduler import FleetScheduler
 
         client = getattr(self.broker, "client", None)
@@ -61,7 +63,9 @@ class DramatiqFleet:
             from sentinel.fleet import broker_url
 
             client = redis.Redis.from_url(os.environ.get("REDIS_URL") or broker_url() or "")
-        FleetScheduler(config_path, client, self.send_run, self.namespace).run(stop)
+        FleetScheduler(
+            config_path, client, self.send_run, self.namespace, state_db_url=state_db_url
+        ).run(stop)
 
 
 def create_fleet() -> DramatiqFleet:

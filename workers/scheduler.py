@@ -123,13 +123,14 @@ class FleetScheduler:
         *,
         clock: Callable[[], datetime] = utcnow,
         send_notification: Callable[[int], None] | None = None,
+        state_db_url: str | None = None,
     ):
         self.client = client
         self.send = send
         self.send_notification = send_notification or _send_notification
         self.namespace = namespace
         self.clock = clock
-        self.service = SentinelService.from_file(config_path, threads=1)
+        self.service = SentinelService.from_file(config_path, state_db_url, threads=1)
         gc.freeze()  # 100,000 alerts: keep them out of full collections (a 0.6 s pause otherwise)
         self.lease = Lease(client, namespace)
         #: Due runs not yet enqueued (broker away): those whose slot keys are still to be set,
