@@ -15,6 +15,7 @@ from datetime import datetime, timedelta
 from pathlib import Path
 
 import pytest
+import redis
 import sqlalchemy as sa
 import yaml
 
@@ -208,6 +209,14 @@ def test_a_due_run_that_waited_too_long_is_recorded_as_skipped(
     while time.monotonic() < deadline and not runs_by_slot(postgres_url):
         time.sleep(0.5)
     assert runs_by_slot(postgres_url) == {datetime(2026, 1, 1): [("one", "skipped")]}
+    # ... and, as Dramatiq's AgeLimit does, the message is failed into the dead-letter queue.
+    ns = fleet.env["SENTINEL_NAMESPACE"]
+    client = redis.Redis.from_url(fleet.env["REDIS_URL"])
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline and not client.zcard(f"{ns}:{ns}.alerts.XQ"):
+        time.sleep(0.2)
+    assert client.zcard(f"{ns}:{ns}.alerts.XQ") == 1
+    client.close()
 
 
 @pytest.mark.timeout(240)

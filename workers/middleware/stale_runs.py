@@ -1,8 +1,10 @@
 """AgeLimit that leaves a trace: a due run that waited too long is recorded as ``skipped``.
 
-Dramatiq's AgeLimit drops old messages silently. For an alert that means a hole in the history
-nobody can explain; this records the skipped run (with its slot and why) instead, and only then
-drops the message.
+Dramatiq's AgeLimit drops old messages into the dead-letter queue with no other trace. For an
+alert that means a hole in the history nobody can explain; this records the skipped run (with its
+slot and why) first, and then does what AgeLimit does: the message is failed, so it lands in the
+dead-letter queue (``{ns}.alerts.XQ``) where an operator of a Dramatiq fleet looks for messages
+that were not processed.
 """
 
 from __future__ import annotations
@@ -34,4 +36,5 @@ class RecordStaleRuns(AgeLimit):
             reason = f"not run: waited {age / 1000:.0f}s in the queue (limit {max_age / 1000:.0f}s)"
             record_skipped(kwargs["alert_name"], slot, reason)
         log.warning("skipped message %s (%s): too old", message.message_id, message.actor_name)
+        message.fail()
         raise SkipMessage("message age limit exceeded")
