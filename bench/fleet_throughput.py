@@ -2,10 +2,10 @@
 
 What is measured: N manual runs of trivial alerts (``SELECT 'OK' AS status``; data and state
 database = one throw-away PostgreSQL database on 127.0.0.1:5432) enqueued from this process with
-``workers.actors.execute_alert.send_with_options`` and executed by ``dramatiq workers -p 2 -t 8``
-(environment as in tests/fleet.py, a private redis-server, SENTINEL_METRICS=off). The clock runs
-from the first enqueue until all N executions are finished (``sqlsentinel_executions`` rows whose
-status is not ``running``).
+``workers.actors.execute_alert.send_with_options`` and executed by
+``dramatiq workers.app -p 2 -t 8`` (environment as in tests/fleet.py, a private redis-server,
+SENTINEL_METRICS=off). The clock runs from the first enqueue until all N executions are
+finished (``sqlsentinel_executions`` rows whose status is not ``running``).
 
 The ceiling, in the same run, on the same processes x threads: a bare Dramatiq actor
 (``bench/ceiling_actor.py``) doing the database work of a run in one transaction: insert an
@@ -355,7 +355,7 @@ def main() -> None:
 
         import ceiling_actor  # after the environment: it builds its broker at import
 
-        import workers  # noqa: F401 - sets the fleet's broker and declares the actors
+        import workers.app  # noqa: F401 - sets the fleet's broker and declares the actors
         from sentinel.store import create_state_engine
         from sentinel.store.schema import ensure_schema
         from workers.actors import execute_alert
@@ -393,7 +393,7 @@ def main() -> None:
                 ceiling_send,
                 lambda: ceiling_actor.finished(state),
             ),
-            "fleet (execute-alert)": ("workers", [], fleet_send, fleet_finished),
+            "fleet (execute-alert)": ("workers.app", [], fleet_send, fleet_finished),
         }
         with Processes(directory, env) as procs:
             compare(Fleet(procs, names, args.processes, args.threads), kinds, args)

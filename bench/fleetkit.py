@@ -144,7 +144,7 @@ class Processes:
         return process, log_path
 
     def workers(
-        self, processes: int, threads: int, module: str = "workers", extra: Sequence[str] = ()
+        self, processes: int, threads: int, module: str = "workers.app", extra: Sequence[str] = ()
     ) -> tuple[subprocess.Popen[bytes], Path]:
         args = [str(BIN / "dramatiq"), module, "-p", str(processes), "-t", str(threads), *extra]
         return self.start(f"dramatiq-{module}", [*args, "--worker-shutdown-timeout", "5000"])

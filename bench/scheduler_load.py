@@ -9,7 +9,7 @@
     To reach a minute boundary quickly the scheduler is given a clock shifted by a constant
     (``FleetScheduler(clock=...)``): it starts ``--lead`` seconds before a boundary, first catches
     up the previous slot (those 10,000 messages are timed separately, then flushed), then
-    enqueues the boundary's slot, which is what is measured. Then ``dramatiq workers -p 4 -t 8``
+    enqueues the boundary's slot, which is what is measured. Then ``dramatiq workers.app -p 4 -t 8``
     is started on the queued 10,000 runs: does a minute's worth of runs execute within the
     minute on this machine (2 cores, PostgreSQL and Redis on the same box)?
 
@@ -361,7 +361,7 @@ def drain(
     procs.stop(process)
     engine.dispose()
     finished, first_claim, last_finish, successes, rows = row
-    label = f"  dramatiq workers -p {processes} -t {threads}"
+    label = f"  dramatiq workers.app -p {processes} -t {threads}"
     if first_claim is None:
         print(f"{label}: nothing executed within {timeout:.0f} s")
         return

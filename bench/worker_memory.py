@@ -1,6 +1,6 @@
 """Resident memory of one idle fleet worker process: after boot, and after handling a few messages.
 
-``dramatiq workers -p 1 -t 8`` (environment as in tests/fleet.py: a private redis-server on
+``dramatiq workers.app -p 1 -t 8`` (environment as in tests/fleet.py: a private redis-server on
 loopback, a throw-away PostgreSQL database as data and state database, SENTINEL_METRICS=off)
 starts a parent process that forks one worker process; the figures are the worker's (the child,
 found through /proc/<pid>/task/*/children), with the parent's for reference: VmRSS (everything
@@ -85,7 +85,7 @@ def measure(
         except sa.exc.ProgrammingError:  # the first worker run creates the tables
             return 0
 
-    print(f"{alerts} alerts in the config, dramatiq workers -p 1 -t {threads}:")
+    print(f"{alerts} alerts in the config, dramatiq workers.app -p 1 -t {threads}:")
     with Processes(directory, env) as procs:
         parent, log = procs.workers(1, threads)
         booted = wait_for_log(log, READY, 1, timeout=120)

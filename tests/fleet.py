@@ -137,7 +137,7 @@ class FleetHarness:
         self, processes: int = 1, threads: int = 4, queues: list[str] | None = None
     ) -> subprocess.Popen[bytes]:
         """``dramatiq workers`` (every queue, or the named ones under the test's namespace)."""
-        args = [str(BIN / "dramatiq"), "workers", "-p", str(processes), "-t", str(threads)]
+        args = [str(BIN / "dramatiq"), "workers.app", "-p", str(processes), "-t", str(threads)]
         if queues:
             args += ["--queues", *(f"{self.env['SENTINEL_NAMESPACE']}.{q}" for q in queues)]
         return self._start("worker", [*args, "--worker-shutdown-timeout", "5000"])

@@ -1,22 +1,7 @@
 """The Dramatiq side of SQL Sentinel: broker set-up, actors, and the scheduler's clock loop.
 
-``dramatiq workers`` imports this package: it sets the broker from ``REDIS_URL``/``BROKER_URL``
-and declares the actors, which read the alerts from ``SENTINEL_CONFIG``.
+``dramatiq workers.app`` starts a worker: :mod:`workers.app` sets the broker from
+``REDIS_URL``/``BROKER_URL`` and declares the actors, which read the alerts from
+``SENTINEL_CONFIG``. Importing this package, or the scheduler's and the keys' modules, sets no
+broker, so those pieces can be tested against Dramatiq's ``StubBroker``.
 """
-
-import logging
-
-import dramatiq
-
-from sentinel.logs import RedactingFilter
-from workers.broker import create_broker
-
-# `dramatiq workers` configures logging before importing this package: mask secrets there too.
-for _handler in logging.getLogger().handlers:
-    _handler.addFilter(RedactingFilter())
-
-dramatiq.set_broker(create_broker())
-
-from workers import actors  # noqa: E402 - actors bind to the broker set just above
-
-__all__ = ["actors"]

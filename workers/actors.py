@@ -17,10 +17,12 @@ from sentinel.models import DeliveryOutcome
 from sentinel.outages import Dependency, outages
 from sentinel.redact import redact
 from workers import keys
+from workers.broker import configured_broker
 from workers.runtime import default_runtime
 
 log = logging.getLogger("workers.actors")
 NS = namespace()
+broker = configured_broker()  # before the actors below, which bind to it
 
 
 def _hand_off(outbox_id: int, alert: AlertConfig) -> DeliveryOutcome | None:

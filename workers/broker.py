@@ -93,6 +93,24 @@ def create_broker(url: str | None = None, ns: str | None = None) -> dramatiq.Bro
     return RedisBroker(namespace=ns, **kwargs)  # type: ignore[no-untyped-call]
 
 
+_configured: dramatiq.Broker | None = None
+
+
+def configured_broker() -> dramatiq.Broker:
+    """The process's broker, made once from the environment and set as Dramatiq's global one.
+
+    A broker set before the actors are declared (Dramatiq's ``StubBroker`` in unit tests, the way
+    dramatiq's own suite does it) is kept instead."""
+    global _configured  # noqa: PLW0603 - one broker per process is Dramatiq's own model
+    if _configured is None:
+        from dramatiq import broker as dramatiq_broker
+
+        existing = dramatiq_broker.global_broker
+        _configured = existing if existing is not None else create_broker()
+        dramatiq.set_broker(_configured)
+    return _configured
+
+
 def queue_depths(broker: dramatiq.Broker, queues: list[str]) -> dict[str, int]:
     """Messages waiting in each queue (not counting those a worker holds)."""
     depths = {}

@@ -69,6 +69,6 @@ class DramatiqFleet:
 
 
 def create_fleet() -> DramatiqFleet:
-    import workers  # noqa: F401 - sets the broker and declares the actors
+    import workers.app  # noqa: F401 - sets the broker and declares the actors
 
     return DramatiqFleet()

@@ -23,7 +23,7 @@ class Runtime:
     def __init__(self, dispatch: Dispatch | None = None, path: str | None = None):
         self.path = path or os.environ.get("SENTINEL_CONFIG") or ""
         self.dispatch = dispatch
-        #: The worker's thread count (``dramatiq workers --threads``), set when the worker boots:
+        #: The worker's thread count (``dramatiq workers.app --threads``), set when it boots:
         #: each engine's pool opens at most that many connections (the connection budget).
         self.threads: int | None = None
         self._lock = threading.Lock()

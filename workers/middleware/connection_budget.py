@@ -1,4 +1,4 @@
-"""Pools sized by the worker's threads: the connection budget of a ``dramatiq workers`` process.
+"""Pools sized by the worker's threads: the connection budget of a ``dramatiq workers.app`` process.
 
 A worker process runs ``--threads`` actors at once, and each holds at most one connection to each
 database at a time. Pools larger than that only hold idle connections that other processes of the
