@@ -17,7 +17,12 @@ ALERT = "ALERT"
 OK = "OK"
 ERROR = "ERROR"
 
-TRIGGERS = ("CRON", "CLI", "API", "MANUAL")
+
+def alert_or_ok(value: object) -> str | None:
+    """``'ALERT'`` or ``'OK'`` for a status column's value (any case, any padding), else None:
+    the one reading of the result contract's status."""
+    normalised = value.strip().upper() if isinstance(value, str) else None
+    return normalised if normalised in (ALERT, OK) else None
 
 
 def utcnow() -> datetime:
@@ -36,11 +41,9 @@ class QueryResult(BaseModel):
     @field_validator("status", mode="before")
     @classmethod
     def validate_status(cls, v: object) -> str:
-        if not isinstance(v, str):
+        normalised = alert_or_ok(v)
+        if normalised is None:
             raise ValueError(f"Status must be 'ALERT' or 'OK', got {v!r}")
-        normalised = v.strip().upper()
-        if normalised not in (ALERT, OK):
-            raise ValueError(f"Status must be 'ALERT' or 'OK', got '{v}'")
         return normalised
 
 

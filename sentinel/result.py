@@ -12,7 +12,7 @@ from __future__ import annotations
 from typing import Any
 
 from sentinel.errors import NoDataError, ResultContractError
-from sentinel.models import ALERT, OK, QueryResult
+from sentinel.models import QueryResult, alert_or_ok
 
 _CONTRACT_COLUMNS = ("status", "actual_value", "threshold")
 _MAX_SHOWN = 60
@@ -41,8 +41,8 @@ def parse_result_row(row: dict[str, Any] | None) -> QueryResult:
         raise ResultContractError(f"query result has no 'status' column (columns: {columns})")
 
     status = row[found["status"]]
-    normalised = status.strip().upper() if isinstance(status, str) else None
-    if normalised not in (ALERT, OK):
+    normalised = alert_or_ok(status)
+    if normalised is None:
         raise ResultContractError(f"status must be 'ALERT' or 'OK', got {_show(status)}")
 
     return QueryResult(

@@ -47,6 +47,19 @@ _FIXED_ZONES = frozenset(
 )
 
 
+def five_fields(cron: str) -> str:
+    """``cron`` with its white space folded, if it is a valid expression of the five fields
+    cron(8) reads (the one check, for the config and for the scheduler)."""
+    from croniter import croniter
+
+    folded = " ".join(cron.split())
+    if len(folded.split(" ")) != 5 or not croniter.is_valid(folded):
+        raise ValueError(
+            f"invalid cron schedule '{folded}' (five fields: min hour day month weekday)"
+        )
+    return folded
+
+
 @dataclass(frozen=True)
 class Schedule:
     """A five-field cron expression read in an IANA time zone.
@@ -60,12 +73,7 @@ class Schedule:
     timezone: str = "UTC"
 
     def __post_init__(self) -> None:
-        cron = " ".join(self.cron.split())
-        if len(cron.split(" ")) != 5:
-            raise ValueError(
-                f"invalid cron schedule '{cron}' (five fields: min hour day month weekday)"
-            )
-        object.__setattr__(self, "cron", cron)
+        object.__setattr__(self, "cron", five_fields(self.cron))
         ZoneInfo(self.timezone)  # fail now, not in the scheduler loop, on an unknown zone
 
     @property

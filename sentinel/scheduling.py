@@ -43,7 +43,6 @@ class ScheduleLoop:
         self.recorded = recorded
         self.config = config or load_config(config_path)
         self._mtime = _mtime(config_path)
-        self._checked_at = 0.0
         self.last_tick: datetime = clock()
         self.due = DueRuns(self.config.alerts, self.last_tick)
 

@@ -1,6 +1,7 @@
-"""Shared fixtures: real databases (tests/databases.py) and SMTP/HTTP servers (tests/servers.py)."""
+"""Shared fixtures, one module per kind of real component (each module says which it starts).
 
-from tests.api_app import *  # noqa: F403
-from tests.databases import *  # noqa: F403
-from tests.fleet import *  # noqa: F403
-from tests.servers import *  # noqa: F403
+Listed so that a module comes after the ones it imports: pytest rewrites a plugin's asserts only
+if it registers the module before anything imports it.
+"""
+
+pytest_plugins = ["tests.servers", "tests.databases", "tests.fleet", "tests.api_app"]

@@ -31,8 +31,3 @@ def epoch(namespace: str) -> str:
 def slot(namespace: str, alert: str, scheduled_for: datetime) -> str:
     """String with TTL: set (``NX``) when ``(alert, slot)`` is enqueued, so it is enqueued once."""
     return f"{namespace}:slot:{alert}:{scheduled_for.isoformat()}"
-
-
-def outbox_sent(namespace: str) -> str:
-    """Sorted set: outbox ids the sweeper re-enqueued, score = when (limits re-enqueue storms)."""
-    return f"{namespace}:outbox:requeued"

@@ -183,11 +183,9 @@ class AlertConfig(_Strict):
     def validate_schedule(cls, v: str) -> str:
         from croniter import croniter
 
-        v = " ".join(v.split())
-        if len(v.split(" ")) != 5 or not croniter.is_valid(v):
-            raise ValueError(
-                f"invalid cron schedule '{v}' (five fields: min hour day month weekday)"
-            )
+        from sentinel.schedule import five_fields
+
+        v = five_fields(v)
         try:  # croniter accepts dates that never come, like 30 February
             croniter(v).get_next(float)
         except (ValueError, KeyError):

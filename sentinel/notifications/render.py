@@ -226,12 +226,19 @@ def _with_note(rendered: tuple[str, str | None]) -> str:
     return f"{text}\n\n{note}" if note else text
 
 
+def _message(
+    event: AlertEvent, config: NotificationConfig, alert: AlertConfig | None, default: str
+) -> str:
+    """The notification's own ``template``, else the channel's ``default`` one, with any note."""
+    variables = template_variables(event, alert)
+    return _with_note(_render(config.template, default, variables, "template"))
+
+
 def render_text(
     event: AlertEvent, config: NotificationConfig, alert: AlertConfig | None = None
 ) -> str:
     """The plain-text message: the notification's ``template`` or the default body."""
-    variables = template_variables(event, alert)
-    return _with_note(_render(config.template, "email_body.txt", variables, "template"))
+    return _message(event, config, alert, "email_body.txt")
 
 
 def render_html(
@@ -247,8 +254,7 @@ def render_slack_text(
     event: AlertEvent, config: NotificationConfig, alert: AlertConfig | None = None
 ) -> str:
     """Slack's message text (also its notification fallback)."""
-    variables = template_variables(event, alert)
-    return _with_note(_render(config.template, "slack_text.txt", variables, "template"))
+    return _message(event, config, alert, "slack_text.txt")
 
 
 def render_message(
