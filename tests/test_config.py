@@ -174,3 +174,26 @@ def test_template_syntax_errors_are_reported(tmp_path: Path) -> None:
         load_config(write(tmp_path, text))
     [issue] = info.value.issues
     assert issue.alert == "ok_alert" and issue.field == "notify[0].template"
+
+
+def test_a_defaults_block_is_checked_by_the_alert_fields_own_rules() -> None:
+    """defaults: takes exactly the fields alerts inherit, validated as an alert validates them."""
+    from sentinel.config import ConfigValidator
+    from sentinel.errors import ValidationError
+
+    data = {
+        "database": {"url": "sqlite://"},
+        "defaults": {"timeout": "banana", "fire_after": 0, "query": "SELECT 1", "timeut": 3},
+        "alerts": [{"name": "a", "query": "SELECT 'OK' AS status", "schedule": "* * * * *"}],
+    }
+    with pytest.raises(ValidationError) as caught:
+        ConfigValidator("alerts.yaml", check_sql=False).validate(data)
+    by_field = {issue.field: issue.message for issue in caught.value.issues}
+    assert set(by_field) == {
+        "defaults.timeout",
+        "defaults.fire_after",
+        "defaults.query",
+        "defaults.timeut",
+    }
+    assert by_field["defaults.query"] == "'query' is set per alert, not in defaults"
+    assert by_field["defaults.timeut"] == "unknown field 'timeut' (did you mean 'timeout'?)"

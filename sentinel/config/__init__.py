@@ -7,9 +7,9 @@ together with the file, the alert and the field, so an analyst fixes a file in o
 from sentinel.config.loader import ConfigLoader, substitute_env
 from sentinel.config.models import (
     CHANNELS,
+    INHERITED,
     AlertConfig,
     DatabaseConfig,
-    Defaults,
     MuteWindow,
     NotificationConfig,
     SentinelConfig,
@@ -18,11 +18,11 @@ from sentinel.config.validator import ConfigValidator, load_config, register_con
 
 __all__ = [
     "CHANNELS",
+    "INHERITED",
     "AlertConfig",
     "ConfigLoader",
     "ConfigValidator",
     "DatabaseConfig",
-    "Defaults",
     "MuteWindow",
     "NotificationConfig",
     "SentinelConfig",

@@ -218,31 +218,17 @@ class AlertConfig(_Strict):
         return {k: str(value) for k, value in v.items()}
 
 
-class Defaults(_Strict):
-    """Settings every alert inherits unless it sets its own."""
-
-    min_interval: float | None = None
-    timeout: float | None = None
-    enabled: bool | None = None
-    timezone: str | None = None
-    notify: list[dict[str, Any]] | None = None
-    notify_on_recovery: bool | None = None
-    fire_after: int | None = None
-    resolve_after: int | None = None
-    repeat_interval: float | None = None
-    on_no_data: str | None = None
-    on_error: str | None = None
-    error_after: int | None = None
-    severity: str | None = None
-    labels: dict[str, str] | None = None
-    owner: str | None = None
-    runbook_url: str | None = None
-    mute: list[dict[str, Any]] | None = None
-    details_limit: int | None = None
-
-    _parse_durations = field_validator("timeout", "min_interval", "repeat_interval", mode="before")(
-        classmethod(lambda c, v: None if v is None else _seconds(v))
-    )
+#: The alert fields a top-level ``defaults:`` block may set; every alert inherits them. The
+#: block is validated by AlertConfig itself (its fields, its validators), not by a copy of them.
+INHERITED = frozenset(
+    {
+        "min_interval", "timeout", "enabled", "timezone", "notify", "notify_on_recovery",
+        "fire_after", "resolve_after", "repeat_interval", "on_no_data", "on_error",
+        "error_after", "severity", "labels", "owner", "runbook_url", "mute", "details_limit",
+    }
+)  # fmt: skip
+#: What a probe alert needs besides the defaults, so that only the defaults can be wrong.
+DEFAULTS_PROBE = {"name": "defaults", "query": "SELECT 'OK' AS status", "schedule": "0 0 1 1 *"}
 
 
 _TOP_LEVEL = {"database", "alerts", "defaults"}

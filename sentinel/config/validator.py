@@ -11,9 +11,10 @@ from pydantic import ValidationError as PydanticValidationError
 from sentinel.config.loader import ConfigLoader
 from sentinel.config.models import (
     _TOP_LEVEL,
+    DEFAULTS_PROBE,
+    INHERITED,
     AlertConfig,
     DatabaseConfig,
-    Defaults,
     MuteWindow,
     NotificationConfig,
     SentinelConfig,
@@ -50,7 +51,7 @@ _KNOWN_FIELDS = {
     "NotificationConfig": set(NotificationConfig.model_fields),
     "DatabaseConfig": set(DatabaseConfig.model_fields),
     "MuteWindow": set(MuteWindow.model_fields),
-    "Defaults": set(Defaults.model_fields),
+    "Defaults": set(INHERITED),
 }
 
 
@@ -61,6 +62,29 @@ def _unknown_field_message(name: str, model: str) -> str:
     close = difflib.get_close_matches(name, candidates, n=1)
     hint = f" (did you mean '{close[0]}'?)" if close else ""
     return f"unknown field '{name}'{hint}"
+
+
+def _defaults_issues(raw: Any, file: str | None) -> list[Issue]:
+    """Check a ``defaults:`` block with AlertConfig's own validators, on a probe alert."""
+    if not isinstance(raw, dict):
+        return [Issue(file, None, "defaults", "must be a mapping of alert fields")]
+    issues = [
+        Issue(
+            file,
+            None,
+            f"defaults.{key}",
+            f"'{key}' is set per alert, not in defaults"
+            if key in AlertConfig.model_fields
+            else _unknown_field_message(str(key), "Defaults"),
+        )
+        for key in raw
+        if key not in INHERITED
+    ]
+    try:
+        AlertConfig.model_validate({**DEFAULTS_PROBE, **{k: raw[k] for k in raw if k in INHERITED}})
+    except PydanticValidationError as exc:
+        issues.extend(_pydantic_issues(exc, file, None, "defaults"))
+    return issues
 
 
 class ConfigValidator:
@@ -92,11 +116,10 @@ class ConfigValidator:
 
         defaults: dict[str, Any] = {}
         raw_defaults = data.get("defaults") or {}
-        try:
-            Defaults.model_validate(raw_defaults)
-            defaults = dict(raw_defaults) if isinstance(raw_defaults, dict) else {}
-        except PydanticValidationError as exc:
-            issues.extend(_pydantic_issues(exc, file, None, "defaults"))
+        found = _defaults_issues(raw_defaults, file)
+        issues.extend(found)
+        if not found:
+            defaults = dict(raw_defaults)
 
         alerts = self._validate_alerts(data.get("alerts"), defaults, file, issues)
         if database is not None and self.check_sql:
