@@ -3,9 +3,7 @@
 from __future__ import annotations
 
 import json
-import os
 import subprocess
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -14,26 +12,11 @@ import sqlalchemy as sa
 
 from sentinel.store.schema import HEAD_REVISION
 from tests.alerting import THRESHOLD_QUERY, make_data_db
+from tests.commands import sqlsentinel
 from tests.databases import RUN_ID, DatabaseFactory
 from tests.servers import SMTP_PASSWORD, SMTP_USERNAME, HTTPTestServer, SMTPTestServer
 
 PASSWORD = "Sup3rS3cretPw"
-
-
-def sqlsentinel(
-    *args: str, env: dict[str, str] | None = None, cwd: Path | None = None
-) -> subprocess.CompletedProcess[str]:
-    full_env = {k: v for k, v in os.environ.items() if not k.startswith(("SMTP_", "STATE_DB"))}
-    full_env.update(env or {})
-    return subprocess.run(
-        [sys.executable, "-m", "sentinel", *args],
-        capture_output=True,
-        text=True,
-        env=full_env,
-        cwd=cwd,
-        timeout=60,
-        check=False,
-    )
 
 
 def config_file(tmp_path: Path, database_url: str, alerts: list[dict[str, Any]]) -> str:

@@ -24,6 +24,7 @@ import sqlalchemy as sa
 
 from sentinel.models import utcnow
 from sentinel.store.schema import HEAD_REVISION
+from tests.commands import sqlsentinel
 from tests.databases import DatabaseFactory
 from tests.fleet import (
     FleetHarness,
@@ -307,14 +308,7 @@ def test_fleet_on_rabbitmq_runs_each_slot_once_through_a_killed_worker(
         fleet.kill(victim)  # unacknowledged messages go back to the queue
         wait_for_slots(postgres_url, [second], timeout=150)
         enqueue = ["enqueue", config, "--alert", "quiet_000", "--wait", "--timeout", "60"]
-        proc = subprocess.run(
-            [sys.executable, "-m", "sentinel", *enqueue],
-            env=fleet.env,
-            capture_output=True,
-            text=True,
-            timeout=90,
-            check=False,
-        )
+        proc = sqlsentinel(*enqueue, env=fleet.env, timeout=90)
         assert proc.returncode == 0, proc.stderr
         assert "quiet_000" in proc.stdout
         assert_each_slot_once(postgres_url, [first, second])

@@ -20,10 +20,10 @@ import sqlalchemy as sa
 import yaml
 
 from sentinel.models import utcnow
+from tests.commands import sqlsentinel
 from tests.databases import DatabaseFactory
 from tests.fleet import (
     ALERTING,
-    BIN,
     FleetHarness,
     RedisServer,
     assert_each_slot_once,
@@ -158,35 +158,17 @@ def test_enqueue_sends_manual_runs_and_waits_for_the_outcome(
     config = one_alert(tmp_path, postgres_url)
     configure(fleet, config, postgres_url)
     fleet.worker(processes=1, threads=2)
-    proc = subprocess.run(
-        [str(BIN / "sqlsentinel"), "enqueue", config, "--wait", "--json", "--timeout", "60"],
-        env=fleet.env,
-        capture_output=True,
-        text=True,
-        timeout=90,
-        check=False,
-    )
+    wait = ["--wait", "--json", "--timeout", "60"]
+    proc = sqlsentinel("enqueue", config, *wait, env=fleet.env, timeout=90)
     assert proc.returncode == 1, proc.stderr  # the alert fired
     [record] = json.loads(proc.stdout)
     assert record["triggered_by"] == "CLI" and record["status"] == "failure"
     assert record["actual_value"] == 7 and record["scheduled_for"] is None
-    ids = subprocess.run(
-        [str(BIN / "sqlsentinel"), "enqueue", config],
-        env=fleet.env,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=True,
-    )
+    ids = sqlsentinel("enqueue", config, env=fleet.env)
+    assert ids.returncode == 0, ids.stderr
     assert ids.stdout.strip().endswith("  one")
-    status = subprocess.run(
-        [str(BIN / "sqlsentinel"), "status", config],
-        env=fleet.env,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=True,
-    )
+    status = sqlsentinel("status", config, env=fleet.env)
+    assert status.returncode == 0, status.stderr
     assert f"{fleet.env['SENTINEL_NAMESPACE']}.alerts" in status.stdout
 
 
@@ -257,18 +239,12 @@ def test_a_permanently_failing_endpoint_ends_as_a_recorded_failure(
     http_server.down_for(3600, status=502)
     fleet.worker(processes=1, threads=2)
     fleet.scheduler(config)  # keeps sweeping pending notifications
-    subprocess.run([str(BIN / "sqlsentinel"), "enqueue", config], env=fleet.env, check=True)
+    assert sqlsentinel("enqueue", config, env=fleet.env).returncode == 0
     deadline = time.monotonic() + 90
     history = ""
     while time.monotonic() < deadline and "webhook failed" not in history:
         time.sleep(2)
-        history = subprocess.run(
-            [str(BIN / "sqlsentinel"), "history", config],
-            env=fleet.env,
-            capture_output=True,
-            text=True,
-            check=False,
-        ).stdout
+        history = sqlsentinel("history", config, env=fleet.env).stdout
     assert "webhook failed" in history and "HTTP 502" in history
     assert len(http_server.requests) == 8  # 2 rounds of 4 attempts, then given up
 
@@ -289,14 +265,8 @@ def test_a_manual_run_gets_its_alerts_time_limit_not_dramatiqs_default(
     path.write_text(yaml.safe_dump({"database": {"url": postgres_url}, "alerts": [alert]}))
     configure(fleet, str(path), postgres_url)
     fleet.worker(processes=1, threads=1)
-    proc = subprocess.run(
-        [str(BIN / "sqlsentinel"), "enqueue", str(path), "--wait", "--json", "--timeout", "150"],
-        env=fleet.env,
-        capture_output=True,
-        text=True,
-        timeout=200,
-        check=False,
-    )
+    wait = ["--wait", "--json", "--timeout", "150"]
+    proc = sqlsentinel("enqueue", str(path), *wait, env=fleet.env, timeout=200)
     assert proc.returncode == 0, proc.stderr + fleet.logs()[-3000:]
     [record] = json.loads(proc.stdout)
     assert record["status"] == "success" and record["execution_duration_ms"] > 60_000
