@@ -34,9 +34,7 @@ import cProfile
 import io
 import os
 import pstats
-import tempfile
 import time
-import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -51,10 +49,9 @@ from fleetkit import (
     descendants,
     exit_on_signals,
     fleet_env,
+    fleet_world,
     machine_busy,
     machine_note,
-    postgres_database,
-    redis_server,
     wait_for_log,
     wait_until,
     write_config,
@@ -330,13 +327,7 @@ def main() -> None:
     exit_on_signals()
 
     names = [f"bench_{i:04d}" for i in range(args.alerts)]
-    with (
-        tempfile.TemporaryDirectory(prefix="sentinel-bench-") as tmp,
-        redis_server(Path(tmp)) as redis_url,
-        postgres_database() as db_url,
-    ):
-        directory = Path(tmp)
-        namespace = f"bench{uuid.uuid4().hex[:8]}"
+    with fleet_world() as (directory, redis_url, db_url, namespace):
         alerts = [{"name": n, "query": QUERY, "schedule": "* * * * *"} for n in names]
         config = write_config(directory / "alerts.yaml", db_url, alerts)
         env = fleet_env(redis_url, namespace, config, db_url)

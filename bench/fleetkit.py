@@ -18,12 +18,13 @@ import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 import uuid
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from types import FrameType
-from typing import Any
+from typing import Any, NamedTuple
 
 import sqlalchemy as sa
 import yaml
@@ -119,6 +120,40 @@ def fleet_env(redis_url: str, namespace: str, config: Path, state_url: str) -> d
         PYTHONUNBUFFERED="1",
     )
     return env
+
+
+class FleetWorld(NamedTuple):
+    """Where a benchmark's fleet lives: a scratch directory, a private Redis, a database of its
+    own, and a namespace no other run shares."""
+
+    directory: Path
+    redis_url: str
+    db_url: str
+    namespace: str
+
+
+@contextlib.contextmanager
+def fleet_world() -> Iterator[FleetWorld]:
+    with (
+        tempfile.TemporaryDirectory(prefix="sentinel-bench-") as tmp,
+        redis_server(Path(tmp)) as redis_url,
+        postgres_database() as db_url,
+    ):
+        yield FleetWorld(Path(tmp), redis_url, db_url, f"bench{uuid.uuid4().hex[:8]}")
+
+
+def run_child(args: Sequence[str], what: str) -> None:
+    """Run this benchmark again as a child process (a fresh interpreter for each measurement),
+    ended with us; a failing child ends the benchmark with ``what`` named."""
+    child = subprocess.Popen([sys.executable, *args])
+    try:
+        child.wait()
+    finally:
+        if child.poll() is None:
+            child.terminate()
+            child.wait(timeout=60)
+    if child.returncode:
+        raise SystemExit(f"{what} failed (exit {child.returncode})")
 
 
 class Processes:

@@ -48,7 +48,6 @@ import tempfile
 import threading
 import time
 import tracemalloc
-import uuid
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -60,10 +59,10 @@ from fleetkit import (
     Processes,
     exit_on_signals,
     fleet_env,
+    fleet_world,
     machine_note,
     percentile,
-    postgres_database,
-    redis_server,
+    run_child,
     status_kb,
     wait_for_log,
     wait_until,
@@ -99,13 +98,7 @@ def stats_line(values: list[float]) -> str:
 
 def part_a(count: int, lead: float, processes: int, threads: int, drain_timeout: float) -> None:
     print(f"(a) {count} alerts on '* * * * *', FleetScheduler in this process, private Redis")
-    with (
-        tempfile.TemporaryDirectory(prefix="sentinel-bench-") as tmp,
-        redis_server(Path(tmp)) as redis_url,
-        postgres_database() as db_url,
-    ):
-        directory = Path(tmp)
-        namespace = f"bench{uuid.uuid4().hex[:8]}"
+    with fleet_world() as (directory, redis_url, db_url, namespace):
         alerts = [
             {
                 "name": f"due_{i:05d}",
@@ -720,17 +713,7 @@ def main() -> None:
             if not a.startswith("--parts") and (i == 0 or argv[i - 1] != "--parts")
         ]
         for part in args.parts:
-            child = subprocess.Popen(
-                [sys.executable, __file__, *passed, "--parts", part, "--child"]
-            )
-            try:
-                child.wait()
-            finally:
-                if child.poll() is None:
-                    child.terminate()
-                    child.wait(timeout=60)
-            if child.returncode:
-                raise SystemExit(f"part {part} failed (exit {child.returncode})")
+            run_child([__file__, *passed, "--parts", part, "--child"], f"part {part}")
             print(flush=True)
         return
     if "a" in args.parts:

@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import tempfile
 import time
 import uuid
 from pathlib import Path
@@ -31,9 +30,9 @@ from fleetkit import (
     descendants,
     exit_on_signals,
     fleet_env,
+    fleet_world,
     machine_note,
-    postgres_database,
-    redis_server,
+    run_child,
     status_kb,
     wait_for_log,
     wait_until,
@@ -127,30 +126,16 @@ def main() -> None:
     print(f"machine: {machine_note()}", flush=True)
     sizes = [int(s) for s in args.alerts.split(",") if s]
     if args.child is None and len(sizes) > 1:  # one namespace (and actor import) per process
-        import subprocess
-        import sys
-
         for size in sizes:
             options = ["--messages", str(args.messages), "--threads", str(args.threads)]
-            child = subprocess.Popen(
-                [sys.executable, __file__, "--alerts", str(size), *options, "--child", str(size)]
-            )
-            try:
-                child.wait()
-            finally:
-                if child.poll() is None:
-                    child.terminate()
-                    child.wait(timeout=60)
-            if child.returncode:
-                raise SystemExit(f"{size} alerts: failed (exit {child.returncode})")
+            command = [__file__, "--alerts", str(size), *options, "--child", str(size)]
+            run_child(command, f"{size} alerts")
         return
-    with (
-        tempfile.TemporaryDirectory(prefix="sentinel-bench-") as tmp,
-        redis_server(Path(tmp)) as redis_url,
-        postgres_database() as db_url,
-    ):
+    with fleet_world() as world:
         for size in sizes:
-            measure(Path(tmp), redis_url, db_url, size, args.messages, args.threads)
+            measure(
+                world.directory, world.redis_url, world.db_url, size, args.messages, args.threads
+            )
 
 
 if __name__ == "__main__":
