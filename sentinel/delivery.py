@@ -80,18 +80,17 @@ class Deliverer:
             return self._record(row, leased_at, attempts=0, error=error)
         try:
             service = self.factory.create_service(row.channel)
-            service.deliver(event_from_row(row), target, alert)
+            attempts = service.deliver(event_from_row(row), target, alert)
         except NotificationError as exc:
-            attempts = int(getattr(exc, "attempts", 1) or 1)
             outcome = self._record(
-                row, leased_at, attempts=attempts, error=redact(exc), retryable=exc.retryable
+                row, leased_at, attempts=exc.attempts, error=redact(exc), retryable=exc.retryable
             )
         except Exception as exc:  # a bug in a channel must not lose the notification
             log.exception("unexpected error delivering notification %s", row.id)
             error = redact(f"{type(exc).__name__}: {exc}")
             outcome = self._record(row, leased_at, attempts=1, error=error, retryable=True)
         else:
-            outcome = self._record(row, leased_at, attempts=1)
+            outcome = self._record(row, leased_at, attempts=attempts)
         log.info(
             "notification id=%s alert=%s channel=%s event=%s status=%s%s",
             row.id,

@@ -97,11 +97,23 @@ class NotificationError(SQLSentinelError):
 
     #: Whether trying again later may succeed (network error, 5xx, 429) or not (4xx, bad config).
     retryable: bool = False
+    #: How many delivery attempts were made before giving up: one for a single try, what
+    #: :func:`~sentinel.notifications.retry.call_with_retry` counted after retries, none when
+    #: nothing was sent. The outbox adds it to the row's ``attempts``.
+    attempts: int = 1
 
-    def __init__(self, message: str, *, retryable: bool = False, retry_after: float | None = None):
+    def __init__(
+        self,
+        message: str,
+        *,
+        retryable: bool = False,
+        retry_after: float | None = None,
+        attempts: int = 1,
+    ):
         super().__init__(message)
         self.retryable = retryable
         self.retry_after = retry_after
+        self.attempts = attempts
 
 
 __all__ = [

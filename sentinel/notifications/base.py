@@ -49,13 +49,21 @@ class NotificationService(ABC):
 
     def deliver(
         self, event: AlertEvent, config: NotificationConfig, alert: AlertConfig | None = None
-    ) -> None:
-        """Render and send ``event``; raise :class:`NotificationError` once it finally fails."""
+    ) -> int:
+        """Render and send ``event``; return how many attempts it took.
+
+        Raise :class:`NotificationError` once it finally fails, with the attempts it made in its
+        ``attempts``.
+        """
         if config.channel != self.channel:
             raise NotificationError(
-                f"the {self.channel} service cannot deliver to a {config.channel} channel"
+                f"the {self.channel} service cannot deliver to a {config.channel} channel",
+                attempts=0,
             )
-        call_with_retry(lambda: self._attempt(event, config, alert), self.retry_policy)
+        _, attempts = call_with_retry(
+            lambda: self._attempt(event, config, alert), self.retry_policy
+        )
+        return attempts
 
     def _attempt(
         self, event: AlertEvent, config: NotificationConfig, alert: AlertConfig | None

@@ -40,11 +40,13 @@ def _is_retryable(exc: BaseException) -> bool:
     return isinstance(exc, NotificationError) and exc.retryable
 
 
-def call_with_retry(attempt: Callable[[], T], policy: RetryPolicy) -> T:
+def call_with_retry(attempt: Callable[[], T], policy: RetryPolicy) -> tuple[T, int]:
     """Run ``attempt`` until it succeeds, fails permanently or runs out of attempts.
 
-    Only a retryable :class:`NotificationError` is retried; anything else propagates at once. The
-    error that ends the delivery is re-raised with the attempt count in front, so history shows
+    Returns what ``attempt`` returned and how many attempts it took, so a success after retries is
+    recorded as the four tries it was. Only a retryable :class:`NotificationError` is retried;
+    anything else propagates at once. The error that ends the delivery carries the count in its
+    ``attempts`` and, after retries, in front of its message, so history shows
     "after 4 attempts: HTTP 503" rather than a bare status that hides the retries.
     """
     # Imported here: the CLI loads this module on every start but rarely sends anything.
@@ -77,10 +79,15 @@ def call_with_retry(attempt: Callable[[], T], policy: RetryPolicy) -> T:
         reraise=True,
     )
     try:
-        return retrying(counted)
+        result = retrying(counted)
     except NotificationError as exc:
         if made <= 1:
+            exc.attempts = made
             raise
         raise NotificationError(
-            f"after {made} attempts: {exc}", retryable=exc.retryable, retry_after=exc.retry_after
+            f"after {made} attempts: {exc}",
+            retryable=exc.retryable,
+            retry_after=exc.retry_after,
+            attempts=made,
         ) from exc
+    return result, made
