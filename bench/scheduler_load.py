@@ -298,7 +298,7 @@ def sweep_capacity(scheduler: Any, slot: datetime, count: int) -> None:
 
 def profile_enqueue(scheduler: Any, slot: datetime, runs: int) -> None:
     """cProfile of FleetScheduler.enqueue_runs on a batch of due runs (a slot not yet claimed)."""
-    from sentinel.due import DueRun
+    from sentinel.scheduling.due import DueRun
 
     batch = [DueRun(a, slot + timedelta(days=1)) for a in scheduler.loop.config.alerts[:runs]]
     profiler = cProfile.Profile()
@@ -458,7 +458,7 @@ def load_stages(alerts: list[dict[str, Any]], directory: Path, url: str) -> None
 
 def part_b(count: int, profile_count: int) -> None:
     from sentinel.config import load_config
-    from sentinel.due import DueRuns
+    from sentinel.scheduling.due import DueRuns
 
     schedules = len(CRONS) * len(ZONES)
     print(
@@ -525,8 +525,8 @@ def print_profile(path: Path, count: int) -> None:
 
 
 def ticks(path: Path, config: Any, start: datetime) -> None:
-    from sentinel.due import DueRun
-    from sentinel.scheduling import ScheduleLoop
+    from sentinel.scheduling.due import DueRun
+    from sentinel.scheduling.loop import ScheduleLoop
 
     batches: list[int] = []
 
@@ -555,8 +555,8 @@ def ticks(path: Path, config: Any, start: datetime) -> None:
 
 def pops(path: Path, config: Any, first: datetime, collect: bool) -> None:
     """Three simulated hours, one tick per minute boundary; CPU of the ticks that pop a batch."""
-    from sentinel.due import DueRun
-    from sentinel.scheduling import ScheduleLoop
+    from sentinel.scheduling.due import DueRun
+    from sentinel.scheduling.loop import ScheduleLoop
 
     batches: list[int] = []
 

@@ -40,7 +40,7 @@ def scheduler(config: str, state_db: str | None) -> None:
     if fleet is not None:
         fleet.run_scheduler(config, stop, state_db)
         return
-    from sentinel.embedded import run_embedded
+    from sentinel.scheduling.inprocess import run_embedded
 
     service = _service(config, state_db, warn=True)
     click.echo(f"scheduler: {len(service.config.alerts)} alerts, running in this process")

@@ -12,7 +12,7 @@ from datetime import UTC, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
 from sentinel.config import MuteWindow
-from sentinel.schedule import schedule_for
+from sentinel.scheduling.cron import schedule_for
 
 _WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
 

@@ -28,7 +28,7 @@ from sqlalchemy.engine import Engine
 
 from sentinel import defaults
 from sentinel.config import AlertConfig
-from sentinel.due import DueRun
+from sentinel.scheduling.due import DueRun
 from sentinel.store.runs import (
     SKIPPED,
     RunningRun,

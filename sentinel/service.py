@@ -67,6 +67,8 @@ class SentinelService:
         self.threads = threads
         self._factory = notification_factory
         self._state_engine: Engine | None = None
+        #: The dry runs' read-only view of the state, built once and disposed by ``close()``.
+        self._read_only_engine: Engine | None = None
         self._adapter: DatabaseAdapter | None = None
 
     @classmethod
@@ -111,10 +113,16 @@ class SentinelService:
         return AlertExecutor(engine, self.notification_factory, clock=self.clock)
 
     def _read_only_state_engine(self) -> Engine | None:
-        """For dry runs: the existing state, opened so that nothing can be created or written."""
-        from sentinel.store.engine import create_state_engine
+        """For dry runs: the existing state, opened so that nothing can be created or written.
 
-        return create_state_engine(self.state_db_url, read_only=True)
+        Built once (its pool is this service's to dispose, in ``close()``). ``None`` while a SQLite
+        state file does not exist yet (opening it would create it); asked again at the next run.
+        """
+        if self._read_only_engine is None:
+            from sentinel.store.engine import create_state_engine
+
+            self._read_only_engine = create_state_engine(self.state_db_url, read_only=True)
+        return self._read_only_engine
 
     def channel_warnings(self) -> list[Issue]:
         """Channels in use that cannot send (email with no SMTP host): said, never skipped."""
@@ -193,7 +201,7 @@ class SentinelService:
 
     def status(self) -> list[AlertStatus]:
         from sentinel.mute import is_muted
-        from sentinel.schedule import next_run
+        from sentinel.scheduling.cron import next_run
         from sentinel.store import ExecutionHistory, StateManager
 
         manager = StateManager(self.state_engine, self.clock)
@@ -268,5 +276,7 @@ class SentinelService:
     def close(self) -> None:
         if self._state_engine is not None:
             self._state_engine.dispose()
+        if self._read_only_engine is not None:
+            self._read_only_engine.dispose()
         if self._adapter is not None:
             self._adapter.dispose()

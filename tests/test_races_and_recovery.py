@@ -22,10 +22,10 @@ from sqlalchemy.engine import Engine, make_url
 
 from sentinel.config import AlertConfig, load_config
 from sentinel.database import create_data_engine
-from sentinel.due import DueRun
 from sentinel.errors import StateStoreError
 from sentinel.outages import OutageLog
 from sentinel.recovery import OwedRun, RunRecovery
+from sentinel.scheduling.due import DueRun
 from sentinel.store import create_state_engine
 from sentinel.store.configs import remember_config
 from sentinel.store.engine import insert_ignore, pool_options, state_errors, write_transaction

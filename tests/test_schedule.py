@@ -18,7 +18,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from sentinel.schedule import LOOKBACK, Schedule, next_run, schedule_for
+from sentinel.scheduling.cron import LOOKBACK, Schedule, next_run, schedule_for
 
 BERLIN = "Europe/Berlin"
 NEW_YORK = "America/New_York"

@@ -17,8 +17,8 @@ import pytest
 import redis
 import yaml
 
-from sentinel.due import DueRun
 from sentinel.outages import Dependency, outages
+from sentinel.scheduling.due import DueRun
 from tests.fleet import RedisServer
 
 SLOT = datetime(2026, 3, 1, 12, 0)

@@ -16,10 +16,10 @@ import pytest
 import sqlalchemy as sa
 import yaml
 
-from sentinel.due import DueRun, DueRuns
-from sentinel.embedded import run_embedded
 from sentinel.models import utcnow
-from sentinel.scheduling import ScheduleLoop
+from sentinel.scheduling.due import DueRun, DueRuns
+from sentinel.scheduling.inprocess import run_embedded
+from sentinel.scheduling.loop import ScheduleLoop
 from sentinel.service import SentinelService
 from tests.alerting import FakeClock
 

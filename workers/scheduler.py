@@ -30,13 +30,13 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from sentinel import defaults
-from sentinel.due import DueRun
 from sentinel.errors import StateStoreError
 from sentinel.models import utcnow
 from sentinel.outages import Dependency, outages
 from sentinel.recovery import OwedRun, RunRecovery
 from sentinel.redact import redact
-from sentinel.scheduling import ScheduleLoop
+from sentinel.scheduling.due import DueRun
+from sentinel.scheduling.loop import ScheduleLoop
 from sentinel.service import SentinelService
 from sentinel.store import outbox
 from sentinel.store.runs import recorded_slots

@@ -13,7 +13,7 @@ from sentinel.config import AlertConfig
 from sentinel.models import AlertState, ExecutionRecord
 from sentinel.mute import is_muted
 from sentinel.redact import safe_url
-from sentinel.schedule import Schedule, schedule_for
+from sentinel.scheduling.cron import Schedule, schedule_for
 from sentinel.service import SentinelService
 from sentinel.store import ExecutionHistory, StateManager
 from sentinel.store.engine import read_transaction

@@ -183,7 +183,7 @@ class AlertConfig(_Strict):
     def validate_schedule(cls, v: str) -> str:
         from croniter import croniter
 
-        from sentinel.schedule import five_fields
+        from sentinel.scheduling.cron import five_fields
 
         v = five_fields(v)
         try:  # croniter accepts dates that never come, like 30 February

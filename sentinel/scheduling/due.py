@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from sentinel.config import AlertConfig
-from sentinel.schedule import Schedule, schedule_for
+from sentinel.scheduling.cron import Schedule, schedule_for
 
 
 @dataclass(frozen=True)

@@ -13,10 +13,10 @@ from datetime import datetime, timedelta
 
 from sentinel import defaults
 from sentinel.config import SentinelConfig, load_config
-from sentinel.due import DueRun, DueRuns
 from sentinel.errors import SQLSentinelError
 from sentinel.models import utcnow
 from sentinel.redact import redact
+from sentinel.scheduling.due import DueRun, DueRuns
 
 log = logging.getLogger("sentinel.scheduler")
 

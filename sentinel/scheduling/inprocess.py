@@ -19,12 +19,12 @@ from collections.abc import Callable
 from datetime import datetime
 
 from sentinel import defaults
-from sentinel.due import DueRun
 from sentinel.errors import StateStoreError
 from sentinel.models import utcnow
 from sentinel.outages import Dependency, outages
 from sentinel.recovery import RunRecovery
-from sentinel.scheduling import ScheduleLoop
+from sentinel.scheduling.due import DueRun
+from sentinel.scheduling.loop import ScheduleLoop
 from sentinel.service import SentinelService
 from sentinel.store.runs import recorded_slots
 from sentinel.store.schema import ensure_schema
