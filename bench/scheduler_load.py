@@ -137,7 +137,7 @@ def enqueue_minute(config: Path, namespace: str, count: int, lead: float) -> tup
     Returns the slot and the (stopped) FleetScheduler."""
     from sentinel.models import utcnow
     from workers import keys
-    from workers.fleet import create_fleet
+    from workers.dramatiq_fleet import create_fleet
     from workers.scheduler import FleetScheduler
 
     fleet = create_fleet()

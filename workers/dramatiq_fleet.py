@@ -1,4 +1,5 @@
-"""The fleet as the CLI sees it (the ``sqlsentinel.fleet`` entry point): enqueue, depths, clock."""
+"""The fleet on Dramatiq, as the CLI sees it (the ``sqlsentinel.fleet`` entry point): enqueue, queue
+depths, the clock."""
 
 from __future__ import annotations
 
