@@ -259,7 +259,7 @@ def sweep_capacity(scheduler: Any, slot: datetime, count: int) -> None:
 
     The catch-up slot's messages were flushed on purpose, so the sweep rightly sends those again;
     the boundary's runs all finished and are only checked off."""
-    from workers.scheduler import SWEEP_INTERVAL_SECONDS
+    from sentinel.defaults import SWEEP_INTERVAL_SECONDS
 
     recovery = scheduler.recovery
     due_at = recovery.latest_deadline()

@@ -29,6 +29,7 @@ import sqlalchemy as sa
 from sqlalchemy import exc as sa_exc
 from sqlalchemy.engine import URL, Connection, Engine
 
+from sentinel import defaults
 from sentinel.errors import (
     ConfigurationError,
     DatabaseUnavailableError,
@@ -97,7 +98,11 @@ def normalize_url(url: str) -> URL:
 
 
 def create_data_engine(
-    url: str, timeout: float = 30.0, pool_size: int = 5, *, threads: int | None = None
+    url: str,
+    timeout: float = defaults.QUERY_TIMEOUT_SECONDS,
+    pool_size: int = defaults.POOL_SIZE,
+    *,
+    threads: int | None = None,
 ) -> Engine:
     """An engine for alert queries that cannot write, whatever is later done with it.
 
@@ -165,7 +170,7 @@ def _sqlite_query_only(dbapi_connection: Any, _record: Any) -> None:
 class DatabaseAdapter:
     """Runs alert queries against one database: guarded, read-only, bounded in time and memory."""
 
-    def __init__(self, engine: Engine, timeout: float = 30.0) -> None:
+    def __init__(self, engine: Engine, timeout: float = defaults.QUERY_TIMEOUT_SECONDS) -> None:
         self.engine = engine
         self.timeout = timeout
         self._local = threading.local()

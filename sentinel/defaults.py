@@ -63,5 +63,9 @@ HISTORY_LIMIT = 10
 #: missed slots are logged as skipped (a run hours late is usually worse than none).
 CATCH_UP_GRACE_SECONDS = _seconds("CATCH_UP_GRACE_SECONDS", 600.0)
 
+#: How often a scheduler (the fleet's active replica, or the one with no broker) asks the state
+#: database what is owed: lost runs, dead claims, notifications left pending.
+SWEEP_INTERVAL_SECONDS = 10.0
+
 #: The scheduler wakes at least this often: to notice config edits, renew its lease, sweep.
 SCHEDULER_MAX_SLEEP_SECONDS = 1.0

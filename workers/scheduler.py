@@ -49,8 +49,6 @@ log = logging.getLogger("workers.scheduler")
 #: The lease expires this long after the active replica's last renewal: a standby takes over
 #: within about this long after the active one dies.
 LEASE_TTL_MS = 5_000
-#: How often the active replica looks for lost runs and stranded notifications.
-SWEEP_INTERVAL_SECONDS = 10.0
 #: How long the per-slot idempotency keys live (longer than any catch-up window).
 SLOT_KEY_TTL_SECONDS = 2 * 86_400
 #: Pending outbox rows untouched for this long are re-enqueued (their message was lost).
@@ -282,7 +280,7 @@ class FleetScheduler:
         wait = self.loop.tick(self.clock())
         if self.unclaimed or self.unsent:
             self.enqueue_runs([])
-        if time.monotonic() - self._swept_at >= SWEEP_INTERVAL_SECONDS:
+        if time.monotonic() - self._swept_at >= defaults.SWEEP_INTERVAL_SECONDS:
             self._swept_at = time.monotonic()
             self.sweep()
         return True, wait

@@ -9,6 +9,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from sentinel import defaults
 from sentinel.durations import parse_duration
 from sentinel.errors import Issue
 
@@ -69,8 +70,10 @@ class DatabaseConfig(_Strict):
     """The database the alert queries run against."""
 
     url: str = Field(..., min_length=1, description="SQLAlchemy database URL")
-    pool_size: int = Field(5, ge=1, description="Connection pool size")
-    timeout: float = Field(30.0, gt=0, description="Seconds for connecting and for each query")
+    pool_size: int = Field(defaults.POOL_SIZE, ge=1, description="Connection pool size")
+    timeout: float = Field(
+        defaults.QUERY_TIMEOUT_SECONDS, gt=0, description="Seconds for connecting and each query"
+    )
 
     _parse_timeout = field_validator("timeout", mode="before")(
         classmethod(lambda c, v: _seconds(v))

@@ -18,6 +18,7 @@ from email.message import EmailMessage
 from email.utils import formatdate, make_msgid
 from typing import TYPE_CHECKING, ClassVar
 
+from sentinel import defaults
 from sentinel.errors import NotificationError
 from sentinel.notifications.base import NotificationService
 from sentinel.notifications.render import render_html, render_subject, render_text
@@ -56,7 +57,7 @@ class EmailNotificationService(NotificationService):
         smtp_password: str | None = None,
         use_tls: bool = True,
         from_address: str | None = None,
-        timeout: float = 10.0,
+        timeout: float = defaults.NOTIFY_TIMEOUT_SECONDS,
         retry_policy: RetryPolicy | None = None,
     ) -> None:
         super().__init__(retry_policy)

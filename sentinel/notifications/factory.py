@@ -12,6 +12,7 @@ import os
 import threading
 from typing import TYPE_CHECKING
 
+from sentinel import defaults
 from sentinel.errors import NotificationError
 from sentinel.notifications.retry import RetryPolicy
 from sentinel.redact import register_secret
@@ -42,7 +43,7 @@ class NotificationFactory:
         smtp_use_tls: bool | None = None,
         from_address: str | None = None,
         retry_policy: RetryPolicy | None = None,
-        http_timeout: float = 10.0,
+        http_timeout: float = defaults.NOTIFY_TIMEOUT_SECONDS,
     ) -> None:
         self._problems: list[str] = []
         self.smtp_host = smtp_host or _env("SMTP_HOST")

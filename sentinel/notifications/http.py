@@ -15,6 +15,7 @@ from functools import cache
 
 import httpx
 
+from sentinel import defaults
 from sentinel.errors import NotificationError
 from sentinel.notifications.base import NotificationService
 from sentinel.notifications.retry import RetryPolicy
@@ -97,6 +98,10 @@ def _check_status(response: httpx.Response, prefix: str, url: str) -> httpx.Resp
 class HTTPNotificationService(NotificationService):
     """A channel that POSTs to an HTTP endpoint, each request bounded by ``timeout``."""
 
-    def __init__(self, timeout: float = 10.0, retry_policy: RetryPolicy | None = None) -> None:
+    def __init__(
+        self,
+        timeout: float = defaults.NOTIFY_TIMEOUT_SECONDS,
+        retry_policy: RetryPolicy | None = None,
+    ) -> None:
         super().__init__(retry_policy)
         self.timeout = timeout

@@ -31,9 +31,6 @@ from sentinel.store.schema import ensure_schema
 
 log = logging.getLogger("sentinel.scheduler")
 
-#: How often owed runs and notifications left pending are looked for.
-SWEEP_INTERVAL_SECONDS = 10.0
-
 
 class EmbeddedScheduler:
     """The clock loop, with each due run executed here."""
@@ -135,7 +132,7 @@ class EmbeddedScheduler:
             wait = self.loop.tick()
             if self.held:
                 self.submit([])
-            if time.monotonic() - self._swept_at >= SWEEP_INTERVAL_SECONDS:
+            if time.monotonic() - self._swept_at >= defaults.SWEEP_INTERVAL_SECONDS:
                 self._swept_at = time.monotonic()
                 self.sweep()
             self.stop.wait(min(wait, defaults.SCHEDULER_MAX_SLEEP_SECONDS))
