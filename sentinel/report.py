@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
+
+from pydantic import BaseModel
 
 from sentinel.models import DeliveryOutcome, ExecutionRecord, ExecutionResult
 from sentinel.redact import redact
@@ -40,7 +43,25 @@ def _cell(value: Any) -> str:
 
 
 def to_json(data: Any) -> str:
-    return json.dumps(to_jsonable(data), indent=2, sort_keys=False)
+    """``data`` as one JSON document; every command's ``--json`` goes through here.
+
+    Models and dataclasses, at any depth, become objects of their fields: ``dataclasses.asdict``
+    keeps the pydantic :class:`DeliveryOutcome` inside an :class:`ExecutionRecord` as it is, and
+    ``to_jsonable`` would print it as its repr.
+    """
+    return json.dumps(to_jsonable(_fields(data)), indent=2, sort_keys=False)
+
+
+def _fields(value: Any) -> Any:
+    if isinstance(value, BaseModel):
+        return _fields(value.model_dump())
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        return {f.name: _fields(getattr(value, f.name)) for f in dataclasses.fields(value)}
+    if isinstance(value, Mapping):
+        return {k: _fields(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_fields(v) for v in value]
+    return value
 
 
 def deliveries(outcomes: Sequence[DeliveryOutcome]) -> str:
