@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
-from sentinel import __version__
+from sentinel import __version__, defaults
 from sentinel.errors import SQLSentinelError, ValidationError
 
 if TYPE_CHECKING:
@@ -144,7 +144,9 @@ def run(
 @cli.command()
 @config_argument
 @click.option("--alert", "alert_name", metavar="NAME", help="Only this alert.")
-@click.option("--limit", default=10, show_default=True, type=click.IntRange(1, 100_000))
+@click.option(
+    "--limit", default=defaults.HISTORY_LIMIT, show_default=True, type=click.IntRange(1, 100_000)
+)
 @state_db_option
 @json_option
 def history(
