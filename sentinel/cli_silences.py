@@ -94,15 +94,27 @@ def silence(
 @click.option("--id", "silence_id", type=int, help="End one silence by its id (see 'silences').")
 @state_db_option
 def unsilence(config: str, name: str | None, silence_id: int | None, state_db: str | None) -> None:
-    """End an alert's silences (or one silence by --id); they stay in the audit trail."""
+    """End an alert's silences (or one silence by --id); they stay in the audit trail.
+
+    Silences by --match labels cover every alert they match, so ending an alert's silences by
+    NAME leaves them: each one that still covers the alert is listed with its id.
+    """
     if (name is None) == (silence_id is None):
         raise UsageError("give an alert NAME or --id N")
     service = _service(config, state_db)
     try:
-        ended = service.unsilence(name, silence_id)
+        done = service.unsilence(name, silence_id)
     finally:
         service.close()
-    click.echo(f"ended {ended} silence{'s' if ended != 1 else ''}")
+    click.echo(f"ended {done.ended} silence{'s' if done.ended != 1 else ''}")
+    for left in done.still_silenced_by:  # label silences: they cover other alerts too
+        matches = " ".join(f"{k}={v}" for k, v in left.matchers.items())
+        why = f", by {left.created_by or 'unknown'}" + (f": {left.reason}" if left.reason else "")
+        click.echo(
+            f"{name} is still silenced by silence {left.id} ({matches}, until "
+            f"{left.ends_at:%Y-%m-%d %H:%M:%S} UTC{why}); it matches labels, so it covers every "
+            f"alert with them: end it with 'sqlsentinel unsilence {config} --id {left.id}'"
+        )
 
 
 @cli.command()

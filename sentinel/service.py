@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
@@ -34,6 +34,15 @@ def resolve_state_url(explicit: str | None, config: SentinelConfig | None) -> st
     if config is None:
         raise UsageError("no state database: pass --state-db URL or set STATE_DB_URL")
     return config.database.url
+
+
+@dataclass(frozen=True)
+class Unsilenced:
+    """What ``unsilence`` did: how many silences it ended, and which still silence the alert."""
+
+    ended: int
+    #: Silences by label matchers that still cover the alert (unsilencing by name keeps them).
+    still_silenced_by: list[Silence] = field(default_factory=list)
 
 
 @dataclass
@@ -254,17 +263,34 @@ class SentinelService:
             created_by=created_by,
         )
 
-    def unsilence(self, alert_name: str | None = None, silence_id: int | None = None) -> int:
-        """End an alert's silences, or one silence by id; returns how many ended."""
+    def unsilence(self, alert_name: str | None = None, silence_id: int | None = None) -> Unsilenced:
+        """End an alert's own silences (by name), or one silence by id.
+
+        Silences by label matchers are not an alert's own: they cover every alert they match, so
+        ending one alert's silences leaves them, and the result says which still cover it (their
+        ids for ``unsilence --id``).
+        """
         from sentinel.store.schema import ensure_schema
         from sentinel.store.silences import end_silences
 
-        if alert_name is not None:
-            self.config.alert(alert_name)
+        alert = self.config.alert(alert_name) if alert_name is not None else None
         ensure_schema(self.state_engine)
-        return end_silences(
+        ended = end_silences(
             self.state_engine, self.clock(), alert_name=alert_name, silence_id=silence_id
         )
+        remaining = self.silences_covering(alert.name) if alert is not None else []
+        return Unsilenced(ended=ended, still_silenced_by=remaining)
+
+    def silences_covering(self, alert_name: str) -> list[Silence]:
+        """The silences that apply to this alert, by name or by its labels, and have not ended
+        (newest first)."""
+        from sentinel.store.schema import ensure_schema
+        from sentinel.store.silences import list_silences
+
+        alert = self.config.alert(alert_name)
+        ensure_schema(self.state_engine)
+        found = list_silences(self.state_engine, self.clock())
+        return [s for s in found if s.matches(alert.name, alert.labels)]
 
     def silences(self, include_expired: bool = False) -> list[Silence]:
         from sentinel.store.schema import ensure_schema

@@ -3,16 +3,24 @@ the real ``sqlsentinel`` process."""
 
 from __future__ import annotations
 
+import json
 import os
+from datetime import timedelta
 from pathlib import Path
 
 import sqlalchemy as sa
 import yaml
+from fastapi.testclient import TestClient
 
 from sentinel.config import load_config
 from sentinel.service import SentinelService
 from tests.alerting import THRESHOLD_QUERY, make_data_db
+from tests.api_app import TOKEN, ApiWorld
+from tests.commands import sqlsentinel
 from tests.databases import POSTGRES_ADMIN_URL
+from tests.test_cli import alert, config_file, no_traceback
+
+AUTH = {"Authorization": f"Bearer {TOKEN}"}
 
 
 def _service(tmp_path: Path, state_url: str, alerts: list[dict[str, object]]) -> SentinelService:
@@ -66,3 +74,75 @@ def test_dry_runs_leave_no_state_connection_open(tmp_path: Path, state_db_url: s
     assert _open_state_connections(state_db_url) <= 1  # one read-only engine, built once
     service.close()
     assert _open_state_connections(state_db_url) == 0
+
+
+# -- defect 6: unsilencing by name says which label silences still cover the alert -------------
+def _label_silence(world: ApiWorld) -> int:
+    until = world.service.clock() + timedelta(hours=3)
+    return world.service.silence(
+        None, until, matchers={"team": "data"}, reason="migration", created_by="ana"
+    )
+
+
+def test_api_unsilence_lists_the_label_silences_that_remain(api_world: ApiWorld) -> None:
+    api = TestClient(api_world.app())
+    own = api.post("/api/v1/alerts/low_metric/silence", json={"duration": "2h"}, headers=AUTH)
+    assert own.status_code == 201, own.text
+    label_id = _label_silence(api_world)
+
+    done = api.delete("/api/v1/alerts/low_metric/silence", headers=AUTH)
+    assert done.status_code == 200, done.text
+    body = done.json()
+    assert body["ended"] == 1
+    [left] = body["still_silenced_by"]
+    assert left["id"] == label_id and left["matchers"] == {"team": "data"}
+    assert left["alert_name"] is None and (left["created_by"], left["reason"]) == (
+        "ana",
+        "migration",
+    )
+    status = api.get("/api/v1/alerts/low_metric/status", headers=AUTH).json()
+    assert status["silenced_until"] is not None  # honestly still silenced, and the body said why
+
+    again = api.delete("/api/v1/alerts/low_metric/silence", headers=AUTH).json()
+    assert again["ended"] == 0 and [s["id"] for s in again["still_silenced_by"]] == [label_id]
+    assert api.delete("/api/v1/alerts/fine/silence", headers=AUTH).json() == {"ended": 0}
+
+
+def test_page_unsilence_says_what_still_silences_the_alert(api_world: ApiWorld) -> None:
+    page = TestClient(api_world.app(token=None), follow_redirects=False)
+    assert page.post("/alerts/low_metric/silence", data={"duration": "1h"}).status_code == 303
+    label_id = _label_silence(api_world)
+    shown = page.get("/alerts/low_metric").text
+    assert f"silence {label_id}:" in shown and "team=data" in shown
+
+    done = page.post("/alerts/low_metric/unsilence", data={"next": "/alerts/low_metric"})
+    assert done.status_code == 200 and "Still silenced" in done.text
+    assert f"silence {label_id}:" in done.text and "team=data" in done.text
+    assert f"unsilence CONFIG --id {label_id}" in done.text and "migration" in done.text
+    assert 'href="/alerts/low_metric"' in done.text
+    # With nothing left, the form goes back where it came from, as before.
+    page.post("/alerts/fine/silence", data={"duration": "1h"})
+    back = page.post("/alerts/fine/unsilence", data={"next": "/alerts/fine"})
+    assert back.status_code == 303 and back.headers["location"] == "/alerts/fine"
+
+
+def test_cli_unsilence_prints_each_label_silence_that_remains(tmp_path: Path) -> None:
+    data = make_data_db(tmp_path / "data.db", value=5)
+    cfg = config_file(tmp_path, data, [alert(labels={"team": "data"})])
+    env = {"STATE_DB_URL": f"sqlite:///{tmp_path / 'state.db'}"}
+    by_label = sqlsentinel("silence", cfg, "--match", "team=data", "--for", "2h", "--by", "ana",
+                           "--reason", "migration", env=env)  # fmt: skip
+    assert by_label.returncode == 0, by_label.stderr
+    assert sqlsentinel("silence", cfg, "low_metric", "--for", "1h", env=env).returncode == 0
+
+    done = sqlsentinel("unsilence", cfg, "low_metric", env=env)
+    assert done.returncode == 0, done.stderr
+    no_traceback(done)
+    first, left = done.stdout.strip().splitlines()
+    assert first == "ended 1 silence"
+    assert left.startswith("low_metric is still silenced by silence 1 (team=data, until ")
+    assert "by ana: migration" in left and f"sqlsentinel unsilence {cfg} --id 1" in left
+    status = json.loads(sqlsentinel("status", cfg, "--json", env=env).stdout)
+    assert status[0]["state"]["silence_until"] is not None
+    assert sqlsentinel("unsilence", cfg, "--id", "1", env=env).stdout.strip() == "ended 1 silence"
+    assert sqlsentinel("unsilence", cfg, "low_metric", env=env).stdout.strip() == "ended 0 silences"

@@ -193,6 +193,7 @@ def alert_page(name: str, request: Request, ctx: Ctx) -> Response:
         now=now,
         alert=views.detail(ctx.service, alert, now),
         status=views.status(ctx.service, alert, now),
+        silences=ctx.service.silences_covering(alert.name),
         history=[views.execution(r) for r in records[:HISTORY_ROWS]],
         chart=chart(records),
         full=full,
@@ -253,8 +254,25 @@ def unsilence(
     alert = _lookup(ctx, name)
     if alert is None:
         return _unknown(request, name)
-    ctx.service.unsilence(alert.name)
-    return _back(request, next_path, alert.name)
+    done = ctx.service.unsilence(alert.name)
+    if not done.still_silenced_by:
+        return _back(request, next_path, alert.name)
+    # Label silences cover every alert they match: say so, rather than come back still silenced.
+    ended = f"{done.ended} silence{'s' if done.ended != 1 else ''}"
+    text = (
+        f"Ended {ended} of {alert.name}, but it is still silenced by label silences, which "
+        "cover every alert they match. End one by its id with 'sqlsentinel unsilence CONFIG "
+        "--id ID'."
+    )
+    return _page(
+        request,
+        "message.html",
+        title="Still silenced",
+        text=text,
+        login=False,
+        next=local_path(next_path, f"{_root(request)}/alerts/{alert.name}"),
+        silences=done.still_silenced_by,
+    )
 
 
 @router.post("/login")

@@ -185,13 +185,19 @@ def silence(name: str, body: schemas.SilenceRequest, ctx: Ctx) -> schemas.Silenc
 @router.delete(
     "/api/v1/alerts/{name}/silence",
     response_model=schemas.Unsilenced,
+    response_model_exclude_unset=True,
     responses=ERRORS,
     dependencies=[Depends(require_token)],
     tags=["actions"],
 )
 def unsilence(name: str, ctx: Ctx) -> schemas.Unsilenced:
+    """End the alert's own silences; ``still_silenced_by`` lists label silences that remain."""
     alert = _alert(ctx, name)
-    return schemas.Unsilenced(ended=ctx.service.unsilence(alert.name))
+    done = ctx.service.unsilence(alert.name)
+    if not done.still_silenced_by:
+        return schemas.Unsilenced(ended=done.ended)
+    left = [schemas.SilenceBody(**asdict(s)) for s in done.still_silenced_by]
+    return schemas.Unsilenced(ended=done.ended, still_silenced_by=left)
 
 
 @router.get(

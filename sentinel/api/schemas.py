@@ -146,7 +146,13 @@ class SilenceBody(BaseModel):
 
 
 class Unsilenced(BaseModel):
-    ended: int
+    ended: int = Field(description="how many of the alert's own silences (by name) ended")
+    still_silenced_by: list[SilenceBody] = Field(
+        default_factory=list,
+        description="silences by label matchers that still cover the alert (they cover every "
+        "alert they match, so unsilencing one alert by name leaves them); present only when "
+        "there are some: end one by its id with 'sqlsentinel unsilence CONFIG --id ID'",
+    )
 
 
 class Check(BaseModel):
