@@ -14,6 +14,8 @@ from fastapi.testclient import TestClient
 
 from sentinel.config import load_config
 from sentinel.service import SentinelService
+from sentinel.store.schema import ensure_schema
+from sentinel.store.tables import silences
 from tests.alerting import THRESHOLD_QUERY, make_data_db
 from tests.api_app import TOKEN, ApiWorld
 from tests.commands import sqlsentinel
@@ -146,3 +148,42 @@ def test_cli_unsilence_prints_each_label_silence_that_remains(tmp_path: Path) ->
     assert status[0]["state"]["silence_until"] is not None
     assert sqlsentinel("unsilence", cfg, "--id", "1", env=env).stdout.strip() == "ended 1 silence"
     assert sqlsentinel("unsilence", cfg, "low_metric", env=env).stdout.strip() == "ended 0 silences"
+
+
+# -- defect 8: the silence endpoint reads back only the row it inserted ------------------------
+def test_silence_endpoint_reads_only_its_own_row(api_world: ApiWorld) -> None:
+    engine = api_world.service.state_engine
+    ensure_schema(engine)
+    past = api_world.service.clock() - timedelta(days=30)
+    history = [
+        {"alert_name": "low_metric", "matchers": {}, "created_by": "old", "reason": f"#{i}",
+         "starts_at": past, "ends_at": past + timedelta(hours=1), "created_at": past}
+        for i in range(300)
+    ]  # fmt: skip
+    with engine.begin() as conn:
+        conn.execute(silences.insert(), history)
+
+    statements: list[str] = []
+
+    def record(_conn: object, _cursor: object, statement: str, *_args: object) -> None:
+        statements.append(" ".join(statement.split()).lower())
+
+    api = TestClient(api_world.app())
+    sa.event.listen(engine, "before_cursor_execute", record)
+    try:
+        made = api.post(
+            "/api/v1/alerts/low_metric/silence",
+            json={"duration": "2h", "reason": "deploy", "created_by": "ana"},
+            headers=AUTH,
+        )
+    finally:
+        sa.event.remove(engine, "before_cursor_execute", record)
+    assert made.status_code == 201, made.text
+    body = made.json()
+    assert body["id"] > 300 and body["alert_name"] == "low_metric" and body["matchers"] == {}
+    assert (body["reason"], body["created_by"]) == ("deploy", "ana")
+    assert body["ends_at"] is not None and body["starts_at"] is not None
+    table = silences.name.lower()
+    reads = [s for s in statements if s.startswith("select") and f"from {table}" in s]
+    assert reads and all(f"where {table}.id =" in s for s in reads), reads
+    assert len(statements) <= 8, statements  # a few, whatever the history's size

@@ -164,6 +164,7 @@ def silence(name: str, body: schemas.SilenceRequest, ctx: Ctx) -> schemas.Silenc
     from datetime import UTC
 
     from sentinel.durations import parse_duration
+    from sentinel.store.silences import get_silence
 
     alert = _alert(ctx, name)
     if body.duration is not None:
@@ -176,10 +177,10 @@ def silence(name: str, body: schemas.SilenceRequest, ctx: Ctx) -> schemas.Silenc
     silence_id = ctx.service.silence(
         alert.name, until, reason=body.reason, created_by=body.created_by or "api"
     )
-    found = [s for s in ctx.service.silences(include_expired=True) if s.id == silence_id]
-    if not found:
+    stored = get_silence(ctx.service.state_engine, silence_id)  # just that row, not the history
+    if stored is None:
         raise SQLSentinelError("the silence was not stored")
-    return schemas.SilenceBody(**asdict(found[0]))
+    return schemas.SilenceBody(**asdict(stored))
 
 
 @router.delete(

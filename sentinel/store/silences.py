@@ -97,6 +97,13 @@ def end_silences(
         return int(result.rowcount)
 
 
+def get_silence(engine: Engine, silence_id: int) -> Silence | None:
+    """One silence by its id, ended or not (``None`` if there is none)."""
+    with read_transaction(engine) as conn:
+        row = conn.execute(sa.select(silences).where(silences.c.id == silence_id)).first()
+    return _silence(row) if row is not None else None
+
+
 def active_silences(conn: Connection, now: datetime) -> list[Silence]:
     query = sa.select(silences).where(silences.c.ends_at > now, silences.c.starts_at <= now)
     return [_silence(row) for row in conn.execute(query)]
