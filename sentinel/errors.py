@@ -91,6 +91,10 @@ class NoDataError(ResultContractError):
 class StateStoreError(SQLSentinelError):
     """The state database could not be read or written (not reachable, not migrated, locked)."""
 
+    #: The database chose this transaction as a deadlock victim (or a lock wait timed out): it
+    #: was rolled back whole, and running it again is safe.
+    deadlock: bool = False
+
 
 class NotificationError(SQLSentinelError):
     """A notification could not be delivered. Never fails a run: it is recorded instead."""

@@ -424,3 +424,24 @@ def test_a_duplicate_key_is_not_a_state_store_error(engine: Engine) -> None:
         conn.execute(state.insert(), values)
         conn.execute(state.insert(), values)
     assert scalar(engine, "SELECT count(*) FROM sqlsentinel_state") == 0  # all rolled back
+
+
+def test_only_a_deadlock_victim_is_run_again() -> None:
+    from sentinel.store.engine import retry_deadlocks
+
+    calls: list[str] = []
+
+    @retry_deadlocks
+    def transaction(kind: str) -> str:
+        calls.append(kind)
+        if len(calls) < 3:
+            error = StateStoreError("state database: (1213, 'Deadlock found')")
+            error.deadlock = kind == "deadlock"
+            raise error
+        return "committed"
+
+    assert transaction("deadlock") == "committed" and calls == ["deadlock"] * 3
+    calls.clear()
+    with pytest.raises(StateStoreError):
+        transaction("refused")  # any other fault is the caller's to retry
+    assert calls == ["refused"]

@@ -8,10 +8,11 @@ from datetime import datetime
 from sqlalchemy.engine import Engine
 
 from sentinel.redact import redact
-from sentinel.store.engine import insert_ignore, write_transaction
+from sentinel.store.engine import insert_ignore, retry_deadlocks, write_transaction
 from sentinel.store.tables import configs
 
 
+@retry_deadlocks
 def remember_config(engine: Engine, path: str, raw_text: str, now: datetime) -> bool:
     """Store this version of the file unless it is already stored; True when it was new.
 

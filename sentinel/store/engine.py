@@ -17,14 +17,15 @@ computed (the README gives the formula) instead of discovered as ``too many clie
 from __future__ import annotations
 
 import functools
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, Literal, overload
+from typing import Any, Literal, ParamSpec, TypeVar, overload
 
 import sqlalchemy as sa
 from sqlalchemy import event
 from sqlalchemy.engine import Connection, Engine
+from tenacity import Retrying, retry_if_exception, stop_after_attempt, wait_random
 
 from sentinel import defaults
 from sentinel.errors import StateStoreError
@@ -35,6 +36,11 @@ SQLITE_BUSY_TIMEOUT_MS = 30_000
 #: Connections a state engine may open beyond one per thread (a thread holds at most one, but a
 #: margin keeps an unforeseen nested checkout from waiting on the pool).
 STATE_POOL_MARGIN = 1
+#: Tries of a write transaction that keeps being chosen as a deadlock victim.
+DEADLOCK_ATTEMPTS = 5
+
+P = ParamSpec("P")
+R = TypeVar("R")
 
 
 def pool_options(threads: int | None, pool_size: int = defaults.POOL_SIZE) -> dict[str, int]:
@@ -136,6 +142,19 @@ def is_connection_fault(exc: BaseException) -> bool:
     return isinstance(exc, sa.exc.DBAPIError) and bool(exc.connection_invalidated)
 
 
+#: PostgreSQL's deadlock and serialization failures; MySQL's deadlock and lock wait timeout.
+_DEADLOCK_SQLSTATES = ("40P01", "40001")
+_DEADLOCK_ERRNOS = (1213, 1205)
+
+
+def is_deadlock(exc: BaseException) -> bool:
+    orig = getattr(exc, "orig", None)
+    if getattr(orig, "sqlstate", None) in _DEADLOCK_SQLSTATES:
+        return True
+    args: tuple[Any, ...] = getattr(orig, "args", ())
+    return bool(args) and args[0] in _DEADLOCK_ERRNOS
+
+
 @contextmanager
 def state_errors() -> Iterator[None]:
     """Turn connection faults into :class:`StateStoreError`; statement errors pass through."""
@@ -143,8 +162,32 @@ def state_errors() -> Iterator[None]:
         yield
     except sa.exc.SQLAlchemyError as exc:
         if is_connection_fault(exc):
-            raise StateStoreError(describe_db_error(exc)) from None
+            error = StateStoreError(describe_db_error(exc))
+            error.deadlock = is_deadlock(exc)
+            raise error from None
         raise
+
+
+def retry_deadlocks(transaction: Callable[P, R]) -> Callable[P, R]:
+    """Run a whole write transaction again when the database picked it as a deadlock victim.
+
+    Processes racing on one alert (several ``run``s, workers, a scheduler) can deadlock on
+    MySQL's unique-key locks; the database rolls the victim back whole, so trying again, after
+    a short random pause, is safe. Only deadlocks: every other fault is the caller's to retry."""
+
+    @functools.wraps(transaction)
+    def again(*args: P.args, **kwargs: P.kwargs) -> R:
+        for attempt in Retrying(
+            retry=retry_if_exception(lambda e: isinstance(e, StateStoreError) and e.deadlock),
+            wait=wait_random(0.01, 0.2),
+            stop=stop_after_attempt(DEADLOCK_ATTEMPTS),
+            reraise=True,
+        ):
+            with attempt:
+                return transaction(*args, **kwargs)
+        raise AssertionError("unreachable: tenacity re-raises the last attempt's error")
+
+    return again
 
 
 @contextmanager

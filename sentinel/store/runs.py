@@ -19,7 +19,13 @@ from sqlalchemy.engine import Connection, Engine
 from sentinel.models import ALERT, ERROR, QueryResult
 from sentinel.rules import NODATA, AlertRules, Transition, decide, effective_outcome
 from sentinel.serialization import to_jsonable, to_number
-from sentinel.store.engine import inserted_id, lock_clause, read_transaction, write_transaction
+from sentinel.store.engine import (
+    inserted_id,
+    lock_clause,
+    read_transaction,
+    retry_deadlocks,
+    write_transaction,
+)
 from sentinel.store.outbox import insert_notifications
 from sentinel.store.silences import active_silences, silenced_until
 from sentinel.store.state import lock_state, save_state
@@ -70,6 +76,7 @@ class AppliedRun:
     outbox: list[tuple[int, str]]  # (outbox id, channel) queued by this run
 
 
+@retry_deadlocks
 def claim_run(
     engine: Engine,
     *,
@@ -161,6 +168,7 @@ def _take_over(
     )
 
 
+@retry_deadlocks
 def apply_outcome(
     engine: Engine,
     claim: Claim,
@@ -315,6 +323,7 @@ def abandon_run(
     return bool(done.rowcount == 1)
 
 
+@retry_deadlocks
 def record_skipped(
     engine: Engine, alert_name: str, scheduled_for: datetime, reason: str, now: datetime
 ) -> bool:
