@@ -4,7 +4,7 @@ kept as an audit trail (who, why, from, until)."""
 from __future__ import annotations
 
 import getpass
-from datetime import UTC, datetime
+from datetime import datetime
 
 import click
 
@@ -13,13 +13,16 @@ from sentinel.errors import UsageError
 
 
 def _parse_time(text: str) -> datetime:
+    from sentinel.durations import utc_naive
+
     try:
         moment = datetime.fromisoformat(text)
     except ValueError:
         raise UsageError(f"--until: not an ISO 8601 time: '{text}'") from None
-    if moment.tzinfo is not None:
-        moment = moment.astimezone(UTC).replace(tzinfo=None)
-    return moment
+    try:
+        return utc_naive(moment)
+    except ValueError as exc:
+        raise UsageError(f"--until: {exc}") from None
 
 
 def _parse_matchers(pairs: tuple[str, ...]) -> dict[str, str]:
@@ -33,14 +36,14 @@ def _parse_matchers(pairs: tuple[str, ...]) -> dict[str, str]:
 
 
 def _end_time(duration: str | None, until: str | None) -> datetime:
-    from sentinel.durations import parse_duration
+    from sentinel.durations import end_after
     from sentinel.models import utcnow
 
     if (duration is None) == (until is None):
         raise UsageError("give exactly one of --for DURATION or --until TIME")
     if duration is not None:
         try:
-            return utcnow() + parse_duration(duration)
+            return end_after(utcnow(), duration)
         except ValueError as exc:
             raise UsageError(f"--for: {exc}") from None
     return _parse_time(str(until))

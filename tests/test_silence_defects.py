@@ -5,14 +5,17 @@ from __future__ import annotations
 
 import json
 import os
+import re
 from datetime import timedelta
 from pathlib import Path
 
+import pytest
 import sqlalchemy as sa
 import yaml
 from fastapi.testclient import TestClient
 
 from sentinel.config import load_config
+from sentinel.durations import parse_duration
 from sentinel.service import SentinelService
 from sentinel.store.schema import ensure_schema
 from sentinel.store.tables import silences
@@ -187,3 +190,85 @@ def test_silence_endpoint_reads_only_its_own_row(api_world: ApiWorld) -> None:
     reads = [s for s in statements if s.startswith("select") and f"from {table}" in s]
     assert reads and all(f"where {table}.id =" in s for s in reads), reads
     assert len(statements) <= 8, statements  # a few, whatever the history's size
+
+
+# -- defect 9: absurd durations and times are bad requests, never a 500 or an OverflowError -----
+ABSURD = "08763078887.2h"  # a million years
+OVERFLOWS = ("9999-12-31T23:00:00-05:00", "0001-01-01T00:30:00+01:00")  # not a date in UTC
+
+
+def test_api_answers_422_naming_the_field(api_world: ApiWorld) -> None:
+    api = TestClient(api_world.app())
+    bodies = [
+        ({"duration": ABSURD}, "duration"),
+        ({"duration": "3651d"}, "duration"),
+        ({"duration": "9" * 400}, "duration"),
+        *(({"until": until}, "until") for until in OVERFLOWS),
+        ({"duration": "1h", "reason": "nul\x00byte"}, "reason"),
+        ({"duration": "1h", "created_by": "\x00"}, "created_by"),
+        ({"until": -3482}, "until"),  # a number is not a time
+        ({"duration": "2h", "until": None}, "until"),  # the schema says a string, never null
+    ]
+    for body, field in bodies:
+        answer = api.post("/api/v1/alerts/low_metric/silence", json=body, headers=AUTH)
+        assert answer.status_code == 422, (body, answer.text)
+        error = answer.json()["error"]
+        assert error["code"] == "invalid_request"
+        assert [f["field"] for f in error["fields"]] == [field], (body, error)
+    assert (
+        "at most 10 years"
+        in api.post(
+            "/api/v1/alerts/low_metric/silence", json={"duration": ABSURD}, headers=AUTH
+        ).json()["error"]["fields"][0]["message"]
+    )
+    assert api_world.service.silences() == []
+    far = api.get(f"/api/v1/alerts/low_metric/history?before={10**30}", headers=AUTH)
+    assert far.status_code == 422 and far.json()["error"]["fields"][0]["field"].endswith("before")
+    fine = api.post("/api/v1/alerts/low_metric/silence", json={"duration": "3650d"}, headers=AUTH)
+    assert fine.status_code == 201, fine.text
+
+
+def test_page_refuses_an_absurd_duration(api_world: ApiWorld) -> None:
+    page = TestClient(api_world.app(token=None), follow_redirects=False)
+    for form in ({"duration": ABSURD}, {"duration": "1h", "reason": "nul\x00"}):
+        refused = page.post("/alerts/low_metric/silence", data=form)
+        assert refused.status_code == 400 and "Not silenced" in refused.text
+    assert api_world.service.silences() == []
+
+
+def test_cli_says_what_is_wrong_in_one_line_and_exits_2(tmp_path: Path) -> None:
+    data = make_data_db(tmp_path / "data.db", value=5)
+    cfg = config_file(tmp_path, data, [alert()])
+    env = {"STATE_DB_URL": f"sqlite:///{tmp_path / 'state.db'}"}
+    for args, option in [
+        (("--for", ABSURD), "--for"),
+        (("--for", "9" * 400), "--for"),
+        *((("--until", until), "--until") for until in OVERFLOWS),
+    ]:
+        proc = sqlsentinel("silence", cfg, "low_metric", *args, env=env)
+        assert proc.returncode == 2, (args, proc.stderr)
+        no_traceback(proc)
+        [line] = proc.stderr.strip().splitlines()
+        assert line.startswith(f"error: {option}: ") and "unexpected" not in line, line
+    assert "at most 10 years" in sqlsentinel("silence", cfg, "low_metric", "--for", ABSURD).stderr
+    assert json.loads(sqlsentinel("silences", cfg, "--all", "--json", env=env).stdout) == []
+
+    absurd = config_file(tmp_path, data, [alert(min_interval=ABSURD)])
+    checked = sqlsentinel("validate", absurd)
+    assert checked.returncode == 2 and "min_interval" in checked.stderr, checked.stderr
+    no_traceback(checked)
+
+
+def test_the_documented_duration_pattern_is_the_ten_year_bound() -> None:
+    from sentinel.durations import MAX_DURATION, duration_pattern
+
+    pattern = re.compile(duration_pattern())
+    for text in ("2h", " 4 H ", "1.5", "90s", "315360000", "5256000m", "87600h", "3650d",
+                 "3650.0d", "0003649.99d", "521w", "0"):  # fmt: skip
+        assert pattern.fullmatch(text) and parse_duration(text) <= MAX_DURATION, text
+    for text in ("315360001", "5256001m", "87600.5h", "3651d", "522w", ABSURD, "9" * 400,
+                 "2x", ".5h", "h", "-1h"):  # fmt: skip
+        assert not pattern.fullmatch(text), text
+        with pytest.raises(ValueError):
+            parse_duration(text)
+    assert not pattern.fullmatch("\u0663h")  # digits 0-9 only, as JSON Schema reads the pattern

@@ -23,7 +23,7 @@ from sentinel.api import views
 from sentinel.api.chart import CHART_POINTS, chart
 from sentinel.api.context import ApiContext, bearer, context
 from sentinel.config import AlertConfig
-from sentinel.durations import parse_duration
+from sentinel.durations import end_after, parse_duration
 from sentinel.errors import UsageError
 from sentinel.store import ExecutionHistory
 
@@ -232,15 +232,16 @@ def silence(
     if alert is None:
         return _unknown(request, name)
     try:
-        length = parse_duration(duration)
-    except ValueError:
-        length = None
-    if length is None or length.total_seconds() <= 0 or len(reason) > 2000:
-        text = "Choose a duration such as 1h, 4h or 1d, and a reason of at most 2000 characters."
+        until: datetime | None = end_after(ctx.clock(), parse_duration(duration))
+    except ValueError:  # not a duration, or longer than ten years
+        until = None
+    if until is None or until <= ctx.clock() or len(reason) > 2000 or "\x00" in reason:
+        text = (
+            "Choose a duration such as 1h, 4h or 1d (at most 10 years), and a reason of at most "
+            "2000 characters."
+        )
         return _message(request, 400, "Not silenced", text)
-    ctx.service.silence(
-        alert.name, ctx.clock() + length, reason=reason.strip() or None, created_by="status page"
-    )
+    ctx.service.silence(alert.name, until, reason=reason.strip() or None, created_by="status page")
     return _back(request, next_path, alert.name)
 
 

@@ -2,19 +2,42 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable, Coroutine
 from dataclasses import asdict
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Query, Request
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
+from fastapi.routing import APIRoute
 from pydantic import TypeAdapter
+from starlette.exceptions import HTTPException
 
 from sentinel.api import schemas, views
 from sentinel.api.context import ApiContext, context, require_read, require_token
 from sentinel.config import AlertConfig
 from sentinel.errors import SQLSentinelError
 
-router = APIRouter()
+
+class _JsonBodyRoute(APIRoute):
+    """FastAPI answers 400 to a body it cannot even decode (bytes that are not UTF-8); this API
+    answers every bad request body with a 422, as it does a body that is not valid JSON."""
+
+    def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
+        handle = super().get_route_handler()
+
+        async def route(request: Request) -> Response:
+            try:
+                return await handle(request)
+            except HTTPException as exc:
+                if exc.status_code != 400 or exc.__cause__ is None:  # only the body's decoding
+                    raise
+                raise _invalid("", "the body is not JSON text (UTF-8)") from None
+
+        return route
+
+
+router = APIRouter(route_class=_JsonBodyRoute)
 Ctx = Annotated[ApiContext, Depends(context)]
 ERRORS: dict[int | str, dict[str, Any]] = {
     401: {"model": schemas.ErrorBody, "description": "missing or wrong bearer token"},
@@ -25,6 +48,12 @@ ERRORS: dict[int | str, dict[str, Any]] = {
 
 def _alert(ctx: ApiContext, name: str) -> AlertConfig:
     return ctx.service.config.alert(name)  # UsageError -> 404 with the known names
+
+
+def _invalid(field: str, message: str) -> RequestValidationError:
+    """A 422 naming one field of the body (``""``: the body), as its validation would answer."""
+    loc = ("body", field) if field else ("body",)
+    return RequestValidationError([{"type": "value_error", "loc": loc, "msg": message}])
 
 
 def queue_depths() -> dict[str, int]:
@@ -112,7 +141,9 @@ def alert_history(
     name: str,
     ctx: Ctx,
     limit: Annotated[int, Query(ge=1, le=1000)] = 50,
-    before: Annotated[int | None, Query(ge=1, description="an execution id: older ones")] = None,
+    before: Annotated[
+        int | None, Query(ge=1, le=2**63 - 1, description="an execution id: older ones")
+    ] = None,
 ) -> schemas.HistoryPage:
     """Executions, newest first, ``limit`` at a time; ``next_before`` pages further back."""
     from sentinel.store import ExecutionHistory
@@ -161,19 +192,18 @@ def execute(name: str, ctx: Ctx) -> schemas.ExecuteAccepted:
     tags=["actions"],
 )
 def silence(name: str, body: schemas.SilenceRequest, ctx: Ctx) -> schemas.SilenceBody:
-    from datetime import UTC
-
-    from sentinel.durations import parse_duration
+    from sentinel.durations import end_after, utc_naive
     from sentinel.store.silences import get_silence
 
     alert = _alert(ctx, name)
     if body.duration is not None:
-        until = ctx.clock() + parse_duration(body.duration)
+        try:
+            until = end_after(ctx.clock(), body.duration)
+        except ValueError as exc:  # the body's validator has bounded it; the clock may not be
+            raise _invalid("duration", str(exc)) from None
     else:
         assert body.until is not None
-        until = body.until
-        if until.tzinfo is not None:
-            until = until.astimezone(UTC).replace(tzinfo=None)
+        until = utc_naive(body.until)  # already UTC: it cannot fall outside the dates
     silence_id = ctx.service.silence(
         alert.name, until, reason=body.reason, created_by=body.created_by or "api"
     )

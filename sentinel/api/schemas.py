@@ -2,15 +2,27 @@
 
 from __future__ import annotations
 
+import re
 from datetime import UTC, datetime
 from typing import Annotated, Any
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
+
+from sentinel.durations import duration_pattern, parse_duration, utc_naive
 
 
 def _as_utc(moment: datetime) -> datetime:
-    """Stored times are naive UTC; the API says so (RFC 3339 needs the offset)."""
-    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
+    """Stored times are naive UTC; the API says so (RFC 3339 needs the offset). A time that is
+    not a date in UTC (``9999-12-31T23:00:00-05:00``) is a ``ValueError``: a 422 naming it."""
+    return utc_naive(moment).replace(tzinfo=UTC)
 
 
 Timestamp = Annotated[datetime, AfterValidator(_as_utc)]
@@ -104,14 +116,16 @@ class ExecuteAccepted(BaseModel):
     result: str | None = Field(None, description="success, failure or error, when finished")
 
 
-_DURATION = r"^\s*\d+(\.\d+)?\s*[smhdwSMHDW]?\s*$"
+#: Exactly the durations a silence may have (at most ten years), so the schema tells the truth.
+_DURATION = duration_pattern()
+_DURATION_RE = re.compile(_DURATION)
 
 
 def _one_of_duration_or_until(schema: dict[str, Any]) -> None:
     """Document what the validator enforces: exactly one of the two, never null."""
     props = schema["properties"]
     props["duration"] = {"type": "string", "pattern": _DURATION, "examples": ["2h"],
-                         "description": "how long, e.g. 30m, 4h, 2d"}  # fmt: skip
+                         "description": "how long, e.g. 30m, 4h, 2d: at most 10 years"}  # fmt: skip
     props["until"] = {"type": "string", "format": "date-time",
                       "description": "ISO 8601 end; no offset means UTC"}  # fmt: skip
     schema["oneOf"] = [
@@ -120,13 +134,43 @@ def _one_of_duration_or_until(schema: dict[str, Any]) -> None:
     ]
 
 
+#: Text PostgreSQL can store: no NUL character (the validator below says so by name).
+_NO_NUL: dict[str, Any] = {"pattern": "^[^\\u0000]*$"}
+
+
 class SilenceRequest(BaseModel):
     model_config = ConfigDict(json_schema_extra=_one_of_duration_or_until)
 
-    duration: str | None = Field(None, pattern=_DURATION)
+    duration: str | None = None  # checked below, with a reason rather than the long pattern
     until: Timestamp | None = None
-    reason: str | None = Field(None, max_length=2000)
-    created_by: str | None = Field(None, max_length=200)
+    reason: str | None = Field(None, max_length=2000, json_schema_extra=_NO_NUL)
+    created_by: str | None = Field(None, max_length=200, json_schema_extra=_NO_NUL)
+
+    @field_validator("duration", "until", mode="before")
+    @classmethod
+    def a_string(cls, value: Any, info: ValidationInfo) -> Any:
+        if value is None:  # left out, it is not validated; given, it is one of the two ends
+            raise ValueError("give a value or leave the field out (not null)")
+        if not isinstance(value, str | datetime):  # a number is not a time (nor seconds here)
+            example = "2h" if info.field_name == "duration" else "2026-12-01T09:00:00Z"
+            raise ValueError(f"a string, e.g. {example}")
+        return value
+
+    @field_validator("duration")
+    @classmethod
+    def sane_duration(cls, value: str | None) -> str | None:
+        if value is not None:
+            parse_duration(value)  # its ValueError says what is wrong: a 422 naming the field
+            if not _DURATION_RE.fullmatch(value):  # e.g. 521.4w, or digits other than 0-9
+                raise ValueError("at most 10 years (3650d), in digits 0-9: e.g. 30m, 4h, 2d")
+        return value
+
+    @field_validator("reason", "created_by")
+    @classmethod
+    def no_nul(cls, value: str | None) -> str | None:
+        if value is not None and "\x00" in value:
+            raise ValueError("must not contain NUL characters")  # PostgreSQL cannot store them
+        return value
 
     @model_validator(mode="after")
     def one_end(self) -> SilenceRequest:
