@@ -199,16 +199,16 @@ def in_process(config: Path, state_url: str, names: list[str], runs: int) -> Non
     import ceiling_actor
 
     from sentinel.config import load_config
+    from sentinel.deployment import Deployment
     from sentinel.executor import AlertExecutor
-    from sentinel.service import SentinelService
 
-    service = SentinelService(load_config(config), state_url)
-    executor = AlertExecutor(service.state_engine, service.notification_factory)
-    alerts = [service.config.alert(n) for n in names]
+    deployment = Deployment(load_config(config), state_url)
+    executor = AlertExecutor(deployment.state_engine, deployment.notification_factory)
+    alerts = [deployment.config.alert(n) for n in names]
     ceiling_engine = ceiling_actor.engine()
 
     def fleet_run(i: int) -> None:
-        executor.execute_alert(alerts[i % len(alerts)], service.adapter, triggered_by="CLI")
+        executor.execute_alert(alerts[i % len(alerts)], deployment.adapter, triggered_by="CLI")
 
     def ceiling_run(i: int) -> None:
         ceiling_actor.ceiling_execute.fn(names[i % len(names)])
@@ -217,12 +217,12 @@ def in_process(config: Path, state_url: str, names: list[str], runs: int) -> Non
     # like create_state_engine's and create_data_engine's: pool size, read-only data sessions).
     from sentinel.database import DatabaseAdapter
 
-    url = service.state_engine.url
+    url = deployment.state_engine.url
     bare_state = sa.create_engine(url, pool_size=5, max_overflow=10)
     read_only = {"options": "-c default_transaction_read_only=on", "connect_timeout": 30}
     bare_data = sa.create_engine(url, pool_size=5, connect_args=read_only)
-    bare_executor = AlertExecutor(bare_state, service.notification_factory)
-    bare_adapter = DatabaseAdapter(bare_data, timeout=service.adapter.timeout)
+    bare_executor = AlertExecutor(bare_state, deployment.notification_factory)
+    bare_adapter = DatabaseAdapter(bare_data, timeout=deployment.adapter.timeout)
 
     def bare_run(i: int) -> None:
         bare_executor.execute_alert(alerts[i % len(alerts)], bare_adapter, triggered_by="CLI")
@@ -232,7 +232,7 @@ def in_process(config: Path, state_url: str, names: list[str], runs: int) -> Non
         "pre-ping' = the same executor on engines built without pool_pre_ping, a what-if):"
     )
     kinds = {
-        "fleet executor": (fleet_run, [service.state_engine, service.adapter.engine]),
+        "fleet executor": (fleet_run, [deployment.state_engine, deployment.adapter.engine]),
         "ceiling actor body": (ceiling_run, [ceiling_engine]),
         "fleet, no pre-ping": (bare_run, [bare_state, bare_data]),
     }
@@ -278,7 +278,7 @@ def in_process(config: Path, state_url: str, names: list[str], runs: int) -> Non
     )
     for cumulative, file, line, name in rows[:14]:
         print(f"  {cumulative / runs * 1000:6.2f}  {file.removeprefix(root)}:{line}({name})")
-    service.close()
+    deployment.close()
     ceiling_engine.dispose()
     bare_state.dispose()
     bare_data.dispose()

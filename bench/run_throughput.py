@@ -59,17 +59,17 @@ def run_cli(config: Path, state_url: str, count: int, label: str) -> None:
 
 
 def run_in_process(config: Path, state_url: str, count: int, label: str) -> None:
-    from sentinel.service import SentinelService
+    from sentinel.deployment import Deployment
 
-    service = SentinelService.from_file(str(config), state_url)
-    service.run()  # warm: connections, schema check, statement caches
+    deployment = Deployment.from_file(str(config), state_url)
+    deployment.run()  # warm: connections, schema check, statement caches
     best = float("inf")
     for _ in range(3):
         started = time.perf_counter()
-        results = service.run()
+        results = deployment.run()
         best = min(best, time.perf_counter() - started)
         assert len(results) == count and all(r.status == "success" for r in results)
-    service.close()
+    deployment.close()
     rss_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     print(f"{label}: executor loop in one process: best {best:.3f} s = {count / best:.0f} "
           f"executions/s; peak RSS of this process {rss_mb:.0f} MB")  # fmt: skip

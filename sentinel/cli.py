@@ -16,7 +16,7 @@ from sentinel import __version__, defaults
 from sentinel.errors import SQLSentinelError, ValidationError
 
 if TYPE_CHECKING:
-    from sentinel.service import SentinelService
+    from sentinel.deployment import Deployment
 
 EXIT_OK, EXIT_ALERT, EXIT_USAGE = 0, 1, 2
 
@@ -70,18 +70,18 @@ def cli(verbose: int) -> None:
     configure_logging(("WARNING", "INFO", "DEBUG")[min(verbose, 2)])
 
 
-def _service(
+def _deployment(
     config: str, state_db: str | None = None, warn: bool = False, threads: int | None = None
-) -> SentinelService:
+) -> Deployment:
     """Load the config; ``warn`` says aloud which channels cannot send (validate and run);
     ``threads`` sizes the pools of a process that serves several at once (the API)."""
-    from sentinel.service import SentinelService
+    from sentinel.deployment import Deployment
 
-    service = SentinelService.from_file(config, state_db, threads=threads)
+    deployment = Deployment.from_file(config, state_db, threads=threads)
     if warn:
-        for warning in service.channel_warnings():
+        for warning in deployment.channel_warnings():
             click.echo(str(warning), err=True)
-    return service
+    return deployment
 
 
 @cli.command()
@@ -106,8 +106,8 @@ def validate(config: str) -> None:
     """Check a config file: every problem is reported at once."""
     from sentinel.redact import safe_url
 
-    service = _service(config, warn=True)
-    cfg = service.config
+    deployment = _deployment(config, warn=True)
+    cfg = deployment.config
     enabled = sum(1 for a in cfg.alerts if a.enabled)
     click.echo(
         f"{config}: {len(cfg.alerts)} alerts valid ({enabled} enabled), "
@@ -127,11 +127,11 @@ def run(
     """Run alerts now, in this process. Exits 1 if any alert fired or errored."""
     from sentinel import report
 
-    service = _service(config, state_db, warn=True)
+    deployment = _deployment(config, state_db, warn=True)
     try:
-        results = service.run(alert_name, dry_run=dry_run)
+        results = deployment.run(alert_name, dry_run=dry_run)
     finally:
-        service.close()
+        deployment.close()
     if as_json:
         click.echo(report.to_json([r.model_dump(mode="json") for r in results]))
     else:
@@ -157,11 +157,11 @@ def history(
 
     from sentinel import report
 
-    service = _service(config, state_db)
+    deployment = _deployment(config, state_db)
     try:
-        records, stats = service.history(alert_name, limit)
+        records, stats = deployment.history(alert_name, limit)
     finally:
-        service.close()
+        deployment.close()
     if as_json:
         click.echo(
             report.to_json({"executions": [asdict(r) for r in records], "statistics": stats})
@@ -183,18 +183,18 @@ def status(config: str, state_db: str | None, as_json: bool) -> None:
     from sentinel import report
     from sentinel.health import check_dependencies
 
-    service = _service(config, state_db)
+    deployment = _deployment(config, state_db)
     try:
-        health = check_dependencies(service)
+        health = check_dependencies(deployment)
         for check in health.checks:
             # Said on stderr, so --json output stays one document; an unreachable state database
             # ends the command with its own one-line error below.
             if not check.ok and check.name != "state_db":
                 since = f" since {check.down_since:%H:%M:%S}Z" if check.down_since else ""
                 click.echo(f"warning: {check.name} unreachable{since}: {check.error}", err=True)
-        rows = service.status()
+        rows = deployment.status()
     finally:
-        service.close()
+        deployment.close()
     if as_json:
         click.echo(
             report.to_json(
@@ -215,7 +215,7 @@ def status(config: str, state_db: str | None, as_json: bool) -> None:
             )
         )
         return
-    click.echo(report.status_rows(rows, service.clock()))
+    click.echo(report.status_rows(rows, deployment.clock()))
     click.echo(report.dependencies(health))
 
 

@@ -7,7 +7,7 @@ import os
 
 import click
 
-from sentinel.cli import _service, cli, config_argument, state_db_option
+from sentinel.cli import _deployment, cli, config_argument, state_db_option
 from sentinel.errors import UsageError
 
 #: Requests that may use the databases at once (each holds at most one connection per database).
@@ -49,8 +49,10 @@ def api(config: str, host: str, port: int, state_db: str | None) -> None:
 
     # Requests run in a thread pool; this many of them query at once, the rest wait for a
     # connection (the API's share of the connection budget in the README).
-    service = _service(config, state_db, warn=True, threads=API_DATABASE_THREADS)
+    deployment = _deployment(config, state_db, warn=True, threads=API_DATABASE_THREADS)
     try:
-        uvicorn.run(create_app(service), host=host, port=port, log_level="info", access_log=False)
+        uvicorn.run(
+            create_app(deployment), host=host, port=port, log_level="info", access_log=False
+        )
     finally:
-        service.close()
+        deployment.close()

@@ -10,7 +10,7 @@ import click
 from sentinel.cli import (
     EXIT_ALERT,
     EXIT_OK,
-    _service,
+    _deployment,
     cli,
     config_argument,
     json_option,
@@ -42,12 +42,12 @@ def scheduler(config: str, state_db: str | None) -> None:
         return
     from sentinel.scheduling.inprocess import run_embedded
 
-    service = _service(config, state_db, warn=True)
-    click.echo(f"scheduler: {len(service.config.alerts)} alerts, running in this process")
+    deployment = _deployment(config, state_db, warn=True)
+    click.echo(f"scheduler: {len(deployment.config.alerts)} alerts, running in this process")
     try:
-        run_embedded(service, stop)
+        run_embedded(deployment, stop)
     finally:
-        service.close()
+        deployment.close()
 
 
 @cli.command()
@@ -72,17 +72,17 @@ def enqueue(
     fleet = load_fleet()
     if fleet is None:
         raise UsageError("enqueue needs a broker: set REDIS_URL or BROKER_URL (or use 'run')")
-    service = _service(config, state_db)
-    names = [a.name for a in service.select_alerts(alert_name)]
+    deployment = _deployment(config, state_db)
+    names = [a.name for a in deployment.select_alerts(alert_name)]
     ids = fleet.enqueue(config, names, "CLI")
     if not wait:
         for name, message_id in zip(names, ids, strict=True):
             click.echo(f"{message_id}  {name}")
         return
     try:
-        records = service.wait_for_messages(ids, timeout)
+        records = deployment.wait_for_messages(ids, timeout)
     finally:
-        service.close()
+        deployment.close()
     if as_json:
         from dataclasses import asdict
 

@@ -8,7 +8,7 @@ from datetime import datetime
 
 import click
 
-from sentinel.cli import _service, cli, config_argument, json_option, state_db_option
+from sentinel.cli import _deployment, cli, config_argument, json_option, state_db_option
 from sentinel.errors import UsageError
 
 
@@ -80,13 +80,13 @@ def silence(
     if name is None and not matchers:
         raise UsageError("name an alert or give --match LABEL=VALUE")
     end = _end_time(duration, until)
-    service = _service(config, state_db)
+    deployment = _deployment(config, state_db)
     try:
-        silence_id = service.silence(
+        silence_id = deployment.silence(
             name, end, matchers=matchers, reason=reason, created_by=created_by or _who()
         )
     finally:
-        service.close()
+        deployment.close()
     what = name or " ".join(f"{k}={v}" for k, v in matchers.items())
     click.echo(f"silence {silence_id}: {what} until {end:%Y-%m-%d %H:%M:%S} UTC")
 
@@ -104,11 +104,11 @@ def unsilence(config: str, name: str | None, silence_id: int | None, state_db: s
     """
     if (name is None) == (silence_id is None):
         raise UsageError("give an alert NAME or --id N")
-    service = _service(config, state_db)
+    deployment = _deployment(config, state_db)
     try:
-        done = service.unsilence(name, silence_id)
+        done = deployment.unsilence(name, silence_id)
     finally:
-        service.close()
+        deployment.close()
     click.echo(f"ended {done.ended} silence{'s' if done.ended != 1 else ''}")
     for left in done.still_silenced_by:  # label silences: they cover other alerts too
         matches = " ".join(f"{k}={v}" for k, v in left.matchers.items())
@@ -131,12 +131,12 @@ def silences(config: str, include_expired: bool, state_db: str | None, as_json: 
 
     from sentinel import report
 
-    service = _service(config, state_db)
+    deployment = _deployment(config, state_db)
     try:
-        found = service.silences(include_expired)
-        now = service.clock()
+        found = deployment.silences(include_expired)
+        now = deployment.clock()
     finally:
-        service.close()
+        deployment.close()
     if as_json:
         click.echo(report.to_json([asdict(s) for s in found]))
         return

@@ -12,9 +12,9 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import datetime
 
+from sentinel.deployment import Deployment
 from sentinel.outages import Dependency, OutageLog
 from sentinel.redact import one_line, safe_url
-from sentinel.service import SentinelService
 
 STATE_DB, BROKER, DATABASE = "state_db", "broker", "database"
 # This process's outage log names dependencies in words; the checks name them as keys.
@@ -43,7 +43,7 @@ class Health:
         return all(c.ok for c in self.checks if c.required)
 
 
-def check_dependencies(service: SentinelService, outage_log: OutageLog | None = None) -> Health:
+def check_dependencies(deployment: Deployment, outage_log: OutageLog | None = None) -> Health:
     """Ask each dependency now (a trivial query, a queue length); never raises.
 
     A long-running process passes its ``outage_log``: the checks then count as attempts (one
@@ -55,11 +55,11 @@ def check_dependencies(service: SentinelService, outage_log: OutageLog | None = 
 
     checks = []
     try:
-        with service.state_engine.connect() as conn:
+        with deployment.state_engine.connect() as conn:
             conn.execute(sa.text("SELECT 1"))
-        checks.append(_check(outage_log, STATE_DB, service.state_db_url, None))
+        checks.append(_check(outage_log, STATE_DB, deployment.state_db_url, None))
     except Exception as exc:
-        checks.append(_check(outage_log, STATE_DB, service.state_db_url, one_line(exc)))
+        checks.append(_check(outage_log, STATE_DB, deployment.state_db_url, one_line(exc)))
     depths: dict[str, int] = {}
     url = broker_url()
     if url:
@@ -69,8 +69,8 @@ def check_dependencies(service: SentinelService, outage_log: OutageLog | None = 
             checks.append(_check(outage_log, BROKER, url, None))
         except Exception as exc:
             checks.append(_check(outage_log, BROKER, url, one_line(exc)))
-    database = service.config.database.url
-    error = service.adapter.connection_error()
+    database = deployment.config.database.url
+    error = deployment.adapter.connection_error()
     checks.append(_check(outage_log, DATABASE, database, error, required=False))
     return Health(checks, depths)
 

@@ -10,7 +10,7 @@ import yaml
 
 from sentinel.api import ApiContext, create_app
 from sentinel.config import load_config
-from sentinel.service import SentinelService
+from sentinel.deployment import Deployment
 from tests.alerting import THRESHOLD_QUERY, make_data_db
 
 __all__ = ["TOKEN", "ApiWorld", "api_world"]
@@ -40,17 +40,17 @@ class ApiWorld:
         ]
         path = tmp_path / "alerts.yaml"
         path.write_text(yaml.safe_dump({"database": {"url": data}, "alerts": alerts}))
-        self.service = SentinelService(load_config(path), state_url)
+        self.deployment = Deployment(load_config(path), state_url)
         for _ in range(3):
-            self.service.run()
+            self.deployment.run()
 
     def app(self, token: str | None = TOKEN, public_read: bool = False):  # type: ignore[no-untyped-def]
-        context = ApiContext(service=self.service, token=token, public_read=public_read)
-        return create_app(self.service, context)
+        context = ApiContext(deployment=self.deployment, token=token, public_read=public_read)
+        return create_app(self.deployment, context)
 
 
 @pytest.fixture
 def api_world(tmp_path: Path, state_db_url: str, http_server: object) -> Iterator[ApiWorld]:
     world = ApiWorld(tmp_path, state_db_url, http_server.url)  # type: ignore[attr-defined]
     yield world
-    world.service.close()
+    world.deployment.close()

@@ -11,7 +11,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 from sentinel.api import ApiContext, create_app
-from sentinel.service import SentinelService
+from sentinel.deployment import Deployment
 from tests.api_app import TOKEN, ApiWorld
 
 AUTH = {"Authorization": f"Bearer {TOKEN}"}
@@ -140,15 +140,17 @@ def test_stats_and_metrics(api_world: ApiWorld) -> None:
 
 
 def test_unreachable_state_database_is_a_503_without_secrets(api_world: ApiWorld) -> None:
-    service = SentinelService(api_world.service.config, "postgresql://u:Hidden-Pw-99@127.0.0.1:1/x")
-    api = TestClient(create_app(service, ApiContext(service=service, public_read=True)))
+    deployment = Deployment(
+        api_world.deployment.config, "postgresql://u:Hidden-Pw-99@127.0.0.1:1/x"
+    )
+    api = TestClient(create_app(deployment, ApiContext(deployment=deployment, public_read=True)))
     ready = api.get("/ready")
     assert ready.status_code == 503 and ready.json()["checks"]["state_db"]["ok"] is False
     listing = api.get("/api/v1/alerts")
     assert_error(listing, 503, "state_database_unavailable")
     for response in (ready, listing):
         assert "Hidden-Pw-99" not in response.text
-    service.close()
+    deployment.close()
 
 
 def test_outages_show_in_ready_and_metrics_without_failing_them(
@@ -156,7 +158,7 @@ def test_outages_show_in_ready_and_metrics_without_failing_them(
 ) -> None:
     """A data database that is away is reported but keeps the process ready; with the state
     database away too, /metrics still answers, saying which dependency is down since when."""
-    api_world.service.adapter.dispose()  # no pooled connection keeps the old file open
+    api_world.deployment.adapter.dispose()  # no pooled connection keeps the old file open
     (tmp_path / "data.db").unlink()  # the alerts' database is gone (SQLite opens it read-only)
     api = client(api_world, public_read=True)
     ready = api.get("/ready")
@@ -167,8 +169,10 @@ def test_outages_show_in_ready_and_metrics_without_failing_them(
     assert 'sqlsentinel_dependency_up{dependency="database"} 0.0' in metrics
     assert 'sqlsentinel_dependency_up{dependency="state_db"} 1.0' in metrics
 
-    service = SentinelService(api_world.service.config, "postgresql://u:Hidden-Pw-99@127.0.0.1:1/x")
-    down = TestClient(create_app(service, ApiContext(service=service, public_read=True)))
+    deployment = Deployment(
+        api_world.deployment.config, "postgresql://u:Hidden-Pw-99@127.0.0.1:1/x"
+    )
+    down = TestClient(create_app(deployment, ApiContext(deployment=deployment, public_read=True)))
     first = down.get("/ready").json()["checks"]["state_db"]
     again = down.get("/ready").json()["checks"]["state_db"]
     assert first["down_since"] is not None and again["down_since"] == first["down_since"]
@@ -176,7 +180,7 @@ def test_outages_show_in_ready_and_metrics_without_failing_them(
     assert scraped.status_code == 200
     assert 'sqlsentinel_dependency_up{dependency="state_db"} 0.0' in scraped.text
     assert "Hidden-Pw-99" not in scraped.text
-    service.close()
+    deployment.close()
 
 
 def test_the_cli_refuses_a_public_bind_without_a_token(tmp_path: Any) -> None:

@@ -95,4 +95,4 @@ def test_every_operation_matches_its_schema(
         ), f"seed {config.seed}"
         assert transitions > 0  # the stateful phase found links between the operations to follow
     finally:
-        world.service.close()
+        world.deployment.close()

@@ -25,8 +25,8 @@ from sentinel.api import ApiContext, create_app
 from sentinel.api.chart import chart
 from sentinel.api.page import local_path
 from sentinel.config import load_config
+from sentinel.deployment import Deployment
 from sentinel.models import ExecutionRecord
-from sentinel.service import SentinelService
 from tests.alerting import THRESHOLD_QUERY, FakeClock, make_data_db
 from tests.databases import CI
 
@@ -42,7 +42,7 @@ CHROMIUM_ARGS = [
     "--disable-component-update",
     "--no-first-run",
 ]
-Build = Callable[..., tuple[SentinelService, TestClient]]
+Build = Callable[..., tuple[Deployment, TestClient]]
 
 
 def _alerts() -> list[dict[str, Any]]:
@@ -58,35 +58,35 @@ def _alerts() -> list[dict[str, Any]]:
     ]  # fmt: skip
 
 
-def make_service(tmp_path: Path, state_url: str) -> tuple[SentinelService, FakeClock]:
+def make_deployment(tmp_path: Path, state_url: str) -> tuple[Deployment, FakeClock]:
     """Four alerts with history: one firing, one OK, one pending, one that never ran."""
     data = tmp_path / "metrics.db"
     url = make_data_db(data)
     config = tmp_path / "alerts.yaml"
     config.write_text(yaml.safe_dump({"database": {"url": url}, "alerts": _alerts()}))
     clock = FakeClock()
-    service = SentinelService(load_config(config), state_url, clock=clock)
+    deployment = Deployment(load_config(config), state_url, clock=clock)
     for value in VALUES:
         make_data_db(data, value)
-        service.run()
+        deployment.run()
         clock.advance(minutes=5)
-    return service, clock
+    return deployment, clock
 
 
 @pytest.fixture
 def build(tmp_path: Path) -> Iterator[Build]:
-    """``build(state_url, token=None, public_read=False)``: a service with history and a client."""
-    services: list[SentinelService] = []
+    """``build(state_url, token=None, public_read=False)``: a deployment with runs, and a client."""
+    deployments: list[Deployment] = []
 
-    def factory(state_url: str | None = None, **auth: Any) -> tuple[SentinelService, TestClient]:
-        service, clock = make_service(tmp_path, state_url or f"sqlite:///{tmp_path / 's.db'}")
-        services.append(service)
-        app = create_app(service, ApiContext(service=service, clock=clock, **auth))
-        return service, TestClient(app, follow_redirects=False)
+    def factory(state_url: str | None = None, **auth: Any) -> tuple[Deployment, TestClient]:
+        deployment, clock = make_deployment(tmp_path, state_url or f"sqlite:///{tmp_path / 's.db'}")
+        deployments.append(deployment)
+        app = create_app(deployment, ApiContext(deployment=deployment, clock=clock, **auth))
+        return deployment, TestClient(app, follow_redirects=False)
 
     yield factory
-    for service in services:
-        service.close()
+    for deployment in deployments:
+        deployment.close()
 
 
 def row(html: str, name: str) -> str:
@@ -150,11 +150,11 @@ def test_everything_is_escaped(build: Build) -> None:
 
 
 def test_silence_and_unsilence_forms(build: Build, state_db_url: str) -> None:
-    service, client = build(state_db_url)
+    deployment, client = build(state_db_url)
     form = {"duration": "4h", "reason": "deploying a fix", "next": "/#alert-low_metric"}
     done = client.post("/alerts/low_metric/silence", data=form)
     assert done.status_code == 303 and done.headers["location"] == "/#alert-low_metric"
-    [active] = service.silences()
+    [active] = deployment.silences()
     assert active.alert_name == "low_metric" and active.reason == "deploying a fix"
     status = client.get("/api/v1/alerts/low_metric/status").json()
     assert status["silenced_until"].startswith("2026-03-01T16:40:00")
@@ -165,16 +165,16 @@ def test_silence_and_unsilence_forms(build: Build, state_db_url: str) -> None:
 
     back = client.post("/alerts/low_metric/unsilence", data={"next": "/alerts/low_metric"})
     assert back.status_code == 303 and back.headers["location"] == "/alerts/low_metric"
-    assert service.silences() == []
+    assert deployment.silences() == []
     assert client.get("/api/v1/alerts/low_metric/status").json()["silenced_until"] is None
 
 
 def test_bad_duration_is_refused(build: Build) -> None:
-    service, client = build()
+    deployment, client = build()
     for duration in ("soon", "0h", "-1h"):
         page = client.post("/alerts/low_metric/silence", data={"duration": duration})
         assert page.status_code == 400 and "Not silenced" in page.text
-    assert service.silences() == []
+    assert deployment.silences() == []
 
 
 @pytest.mark.parametrize(
@@ -189,32 +189,32 @@ def test_next_never_leaves_the_site(build: Build, target: str) -> None:
 
 
 def test_cross_site_posts_are_refused(build: Build) -> None:
-    service, client = build()
+    deployment, client = build()
     page = client.post(
         "/alerts/low_metric/silence",
         data={"duration": "1h"},
         headers={"Sec-Fetch-Site": "cross-site"},
     )
-    assert page.status_code == 403 and service.silences() == []
+    assert page.status_code == 403 and deployment.silences() == []
 
 
 def test_forms_need_the_token_when_one_is_set(build: Build) -> None:
-    service, client = build(token="t0k3n", public_read=True)
+    deployment, client = build(token="t0k3n", public_read=True)
     html = client.get("/").text  # public: readable without the token...
     assert 'type="password" name="token"' in row(html, "low_metric")  # ...but forms ask for it
     assert "need the API token" in client.get("/alerts/low_metric").text  # history is not public
     for token in ("", "wrong"):
         page = client.post("/alerts/low_metric/silence", data={"duration": "1h", "token": token})
         assert page.status_code == 401 and 'action="/login"' in page.text
-    assert service.silences() == []
+    assert deployment.silences() == []
     done = client.post("/alerts/low_metric/silence", data={"duration": "1h", "token": "t0k3n"})
-    assert done.status_code == 303 and len(service.silences()) == 1
+    assert done.status_code == 303 and len(deployment.silences()) == 1
     bearer = {"Authorization": "Bearer t0k3n"}
     assert 'class="run"' in client.get("/alerts/low_metric", headers=bearer).text
 
 
 def test_private_page_needs_a_login(build: Build) -> None:
-    service, client = build(token="t0k3n")
+    deployment, client = build(token="t0k3n")
     page = client.get("/")
     assert (
         page.status_code == 401 and 'action="/login"' in page.text and "low_metric" not in page.text
@@ -228,7 +228,7 @@ def test_private_page_needs_a_login(build: Build) -> None:
     html = client.get("/").text  # the cookie now reads the page and authorises its forms
     assert "low_metric" in html and 'name="token"' not in html and "Log out" in html
     assert client.post("/alerts/low_metric/silence", data={"duration": "1d"}).status_code == 303
-    assert len(service.silences()) == 1
+    assert len(deployment.silences()) == 1
     client.post("/logout")
     assert client.get("/").status_code == 401
 
@@ -278,8 +278,8 @@ def test_in_a_real_browser(tmp_path: Path) -> None:
         pytest.skip("chromium is not installed")
     from playwright.sync_api import sync_playwright
 
-    service, clock = make_service(tmp_path, f"sqlite:///{tmp_path / 'state.db'}")
-    app = create_app(service, ApiContext(service=service, clock=clock))
+    deployment, clock = make_deployment(tmp_path, f"sqlite:///{tmp_path / 'state.db'}")
+    app = create_app(deployment, ApiContext(deployment=deployment, clock=clock))
     ARTIFACTS.mkdir(exist_ok=True)
     try:
         with serving(app) as base, sync_playwright() as pw:
@@ -296,7 +296,7 @@ def test_in_a_real_browser(tmp_path: Path) -> None:
                 page.wait_for_url(base + "/#alert-low_metric")
                 assert "silenced until\n2026-03-01 16:40:00\u00a0UTC" in low.inner_text()
                 assert low.locator("button.unsilence").is_visible()
-                assert [s.reason for s in service.silences()] == ["deploying a fix"]
+                assert [s.reason for s in deployment.silences()] == ["deploying a fix"]
                 page.screenshot(path=str(ARTIFACTS / "status-page.png"), full_page=True)
 
                 page.locator("#alert-low_metric a").click()
@@ -307,7 +307,7 @@ def test_in_a_real_browser(tmp_path: Path) -> None:
                 assert page.locator("tr.run").count() == len(VALUES)
                 page.screenshot(path=str(ARTIFACTS / "alert-page.png"), full_page=True)
 
-                app.state.sentinel = ApiContext(service=service, token="t0k3n", clock=clock)
+                app.state.sentinel = ApiContext(deployment=deployment, token="t0k3n", clock=clock)
                 private = browser.new_context()
                 try:  # a private page: log in once, then the cookie reads and silences
                     login = private.new_page()
@@ -323,7 +323,7 @@ def test_in_a_real_browser(tmp_path: Path) -> None:
                     assert cookie["httpOnly"] and cookie["sameSite"] == "Strict"
                 finally:
                     private.close()
-                app.state.sentinel = ApiContext(service=service, clock=clock)
+                app.state.sentinel = ApiContext(deployment=deployment, clock=clock)
 
                 plain = browser.new_context(java_script_enabled=False)
                 try:
@@ -336,4 +336,4 @@ def test_in_a_real_browser(tmp_path: Path) -> None:
             finally:
                 browser.close()
     finally:
-        service.close()
+        deployment.close()

@@ -77,7 +77,7 @@ def test_runs_held_while_the_broker_is_away_are_each_sent_once_it_is_back(
     scheduler.enqueue_runs(runs)  # the same slot again: the keys say it was enqueued
     assert len(broker.sent) == 6
     assert scheduler.recovery.awaiting == 6  # and the state database will be asked about each
-    scheduler.service.close()
+    scheduler.deployment.close()
     client.close()
 
 
@@ -97,5 +97,5 @@ def test_without_redis_the_scheduler_stands_by_and_logs_the_outage_once(
     assert len(lines) == 1 and lines[0].startswith("redis unavailable: ")
     assert outages.current()[Dependency.REDIS].failures == 5
     outages.ok(Dependency.REDIS)
-    scheduler.service.close()
+    scheduler.deployment.close()
     client.close()

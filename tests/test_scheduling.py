@@ -16,11 +16,11 @@ import pytest
 import sqlalchemy as sa
 import yaml
 
+from sentinel.deployment import Deployment
 from sentinel.models import utcnow
 from sentinel.scheduling.due import DueRun, DueRuns
 from sentinel.scheduling.inprocess import run_embedded
 from sentinel.scheduling.loop import ScheduleLoop
-from sentinel.service import SentinelService
 from tests.alerting import FakeClock
 
 
@@ -118,9 +118,9 @@ def test_reload_picks_up_edits_and_keeps_the_old_config_when_invalid(
 def test_embedded_scheduler_runs_due_slots_in_process(tmp_path: Path) -> None:
     state = f"sqlite:///{tmp_path / 'state.db'}"
     path = write(tmp_path / "a.yaml", [("every_minute", "* * * * *")])
-    service = SentinelService.from_file(path, state)
+    deployment = Deployment.from_file(path, state)
     stop = threading.Event()
-    thread = threading.Thread(target=run_embedded, args=(service, stop))
+    thread = threading.Thread(target=run_embedded, args=(deployment, stop))
     started = utcnow()
     thread.start()
     engine = sa.create_engine(state)
@@ -140,7 +140,7 @@ def test_embedded_scheduler_runs_due_slots_in_process(tmp_path: Path) -> None:
         stop.set()
         thread.join(30)
         engine.dispose()
-        service.close()
+        deployment.close()
     assert not thread.is_alive()
     [(by, slot, status)] = rows
     assert by == "CRON" and status == "success"

@@ -15,8 +15,8 @@ import yaml
 from fastapi.testclient import TestClient
 
 from sentinel.config import load_config
+from sentinel.deployment import Deployment
 from sentinel.durations import parse_duration
-from sentinel.service import SentinelService
 from sentinel.store.schema import ensure_schema
 from sentinel.store.tables import silences
 from tests.alerting import THRESHOLD_QUERY, make_data_db
@@ -28,11 +28,11 @@ from tests.test_cli import alert, config_file, no_traceback
 AUTH = {"Authorization": f"Bearer {TOKEN}"}
 
 
-def _service(tmp_path: Path, state_url: str, alerts: list[dict[str, object]]) -> SentinelService:
+def _deployment(tmp_path: Path, state_url: str, alerts: list[dict[str, object]]) -> Deployment:
     data = make_data_db(tmp_path / "data.db", value=5)
     path = tmp_path / "alerts.yaml"
     path.write_text(yaml.safe_dump({"database": {"url": data}, "alerts": alerts}))
-    return SentinelService(load_config(path), state_url)
+    return Deployment(load_config(path), state_url)
 
 
 def _low_metric(**extra: object) -> dict[str, object]:
@@ -67,24 +67,24 @@ def _open_state_connections(state_url: str) -> int:
 
 
 def test_dry_runs_leave_no_state_connection_open(tmp_path: Path, state_db_url: str) -> None:
-    setup = _service(tmp_path, state_db_url, [_low_metric()])
+    setup = _deployment(tmp_path, state_db_url, [_low_metric()])
     setup.run()  # the state exists: a dry run opens it read-only
     setup.close()
     assert _open_state_connections(state_db_url) == 0
 
-    service = _service(tmp_path, state_db_url, [_low_metric()])
+    deployment = _deployment(tmp_path, state_db_url, [_low_metric()])
     for _ in range(3):
-        [result] = service.run(dry_run=True)
+        [result] = deployment.run(dry_run=True)
         assert result.status == "failure"
     assert _open_state_connections(state_db_url) <= 1  # one read-only engine, built once
-    service.close()
+    deployment.close()
     assert _open_state_connections(state_db_url) == 0
 
 
 # -- defect 6: unsilencing by name says which label silences still cover the alert -------------
 def _label_silence(world: ApiWorld) -> int:
-    until = world.service.clock() + timedelta(hours=3)
-    return world.service.silence(
+    until = world.deployment.clock() + timedelta(hours=3)
+    return world.deployment.silence(
         None, until, matchers={"team": "data"}, reason="migration", created_by="ana"
     )
 
@@ -155,9 +155,9 @@ def test_cli_unsilence_prints_each_label_silence_that_remains(tmp_path: Path) ->
 
 # -- defect 8: the silence endpoint reads back only the row it inserted ------------------------
 def test_silence_endpoint_reads_only_its_own_row(api_world: ApiWorld) -> None:
-    engine = api_world.service.state_engine
+    engine = api_world.deployment.state_engine
     ensure_schema(engine)
-    past = api_world.service.clock() - timedelta(days=30)
+    past = api_world.deployment.clock() - timedelta(days=30)
     history = [
         {"alert_name": "low_metric", "matchers": {}, "created_by": "old", "reason": f"#{i}",
          "starts_at": past, "ends_at": past + timedelta(hours=1), "created_at": past}
@@ -221,7 +221,7 @@ def test_api_answers_422_naming_the_field(api_world: ApiWorld) -> None:
             "/api/v1/alerts/low_metric/silence", json={"duration": ABSURD}, headers=AUTH
         ).json()["error"]["fields"][0]["message"]
     )
-    assert api_world.service.silences() == []
+    assert api_world.deployment.silences() == []
     far = api.get(f"/api/v1/alerts/low_metric/history?before={10**30}", headers=AUTH)
     assert far.status_code == 422 and far.json()["error"]["fields"][0]["field"].endswith("before")
     fine = api.post("/api/v1/alerts/low_metric/silence", json={"duration": "3650d"}, headers=AUTH)
@@ -233,7 +233,7 @@ def test_page_refuses_an_absurd_duration(api_world: ApiWorld) -> None:
     for form in ({"duration": ABSURD}, {"duration": "1h", "reason": "nul\x00"}):
         refused = page.post("/alerts/low_metric/silence", data=form)
         assert refused.status_code == 400 and "Not silenced" in refused.text
-    assert api_world.service.silences() == []
+    assert api_world.deployment.silences() == []
 
 
 def test_cli_says_what_is_wrong_in_one_line_and_exits_2(tmp_path: Path) -> None:

@@ -49,7 +49,7 @@ def config(
     path = tmp_path / "alerts.yaml"
     state = f"sqlite:///{tmp_path / 'state.db'}"
     path.write_text(yaml.safe_dump({"database": {"url": state}, "alerts": alerts}))
-    monkeypatch.setattr(actors.runtime, "path", str(path))
+    monkeypatch.setattr(actors.live, "path", str(path))
     _stub.flush_all()
     yield state
     _stub.flush_all()

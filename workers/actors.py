@@ -18,7 +18,7 @@ from sentinel.outages import Dependency, outages
 from sentinel.redact import redact
 from workers import keys
 from workers.broker import configured_broker
-from workers.runtime import default_runtime
+from workers.live_deployment import live_deployment
 
 log = logging.getLogger("workers.actors")
 NS = namespace()
@@ -35,8 +35,8 @@ def _hand_off(outbox_id: int, alert: AlertConfig) -> DeliveryOutcome | None:
     return None
 
 
-runtime = default_runtime()
-runtime.dispatch = _hand_off
+live = live_deployment()
+live.dispatch = _hand_off
 
 
 @contextmanager
@@ -54,9 +54,9 @@ def _state_database() -> Iterator[None]:
 def execute_alert(
     alert_name: str, scheduled_for: str | None = None, triggered_by: str = "CRON"
 ) -> None:
-    service, executor = runtime.current()
+    deployment, executor = live.current()
     try:
-        alert = service.config.alert(alert_name)
+        alert = deployment.config.alert(alert_name)
     except Exception:
         log.error("alert %s is no longer in the configuration; message dropped", alert_name)
         return
@@ -64,7 +64,7 @@ def execute_alert(
     with _state_database():
         executor.execute_alert(
             alert,
-            service.adapter,
+            deployment.adapter,
             triggered_by=triggered_by,
             scheduled_for=datetime.fromisoformat(scheduled_for) if scheduled_for else None,
             message_id=message.message_id if message else None,
@@ -75,6 +75,6 @@ def execute_alert(
     actor_name="deliver-notification", queue_name=keys.queue_name(NS, keys.NOTIFICATIONS)
 )
 def deliver_notification(outbox_id: int) -> None:
-    service, executor = runtime.current()
+    deployment, executor = live.current()
     with _state_database():
-        executor.deliver_inline_by_id(outbox_id, service.config.alerts_by_name())
+        executor.deliver_inline_by_id(outbox_id, deployment.config.alerts_by_name())

@@ -30,6 +30,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from sentinel import defaults
+from sentinel.deployment import Deployment
 from sentinel.errors import StateStoreError
 from sentinel.models import utcnow
 from sentinel.outages import Dependency, outages
@@ -37,7 +38,6 @@ from sentinel.recovery import OwedRun, RunRecovery
 from sentinel.redact import redact
 from sentinel.scheduling.due import DueRun
 from sentinel.scheduling.loop import ScheduleLoop
-from sentinel.service import SentinelService
 from sentinel.store import outbox
 from sentinel.store.runs import recorded_slots
 from sentinel.store.schema import ensure_schema
@@ -128,7 +128,7 @@ class FleetScheduler:
         self.send_notification = send_notification or _send_notification
         self.namespace = namespace
         self.clock = clock
-        self.service = SentinelService.from_file(config_path, state_db_url, threads=1)
+        self.deployment = Deployment.from_file(config_path, state_db_url, threads=1)
         gc.freeze()  # 100,000 alerts: keep them out of full collections (a 0.6 s pause otherwise)
         self.lease = Lease(client, namespace)
         #: Due runs not yet enqueued (broker away): those whose slot keys are still to be set,
@@ -140,10 +140,10 @@ class FleetScheduler:
             self.enqueue_runs,
             clock=clock,
             recorded=self._recorded,
-            config=self.service.config,
+            config=self.deployment.config,
         )
         self.recovery = RunRecovery(
-            self.service.state_engine,
+            self.deployment.state_engine,
             lambda: self.loop.config.alerts_by_name(),  # noqa: PLW0108 - the config is reloaded
             lambda: self.loop.config.database.timeout,
         )
@@ -214,7 +214,7 @@ class FleetScheduler:
         try:
             self._prepare()
             found = recorded_slots(
-                self.service.state_engine, [(r.alert.name, r.slot) for r in runs]
+                self.deployment.state_engine, [(r.alert.name, r.slot) for r in runs]
             )
         except StateStoreError as exc:
             outages.failed(Dependency.STATE_DB, exc)
@@ -230,7 +230,7 @@ class FleetScheduler:
             self._prepare()
             owed = self.recovery.owed(now)
             stale = now - timedelta(seconds=OUTBOX_STALE_SECONDS)
-            stranded = outbox.due(self.service.state_engine, now, untouched_since=stale)
+            stranded = outbox.due(self.deployment.state_engine, now, untouched_since=stale)
         except StateStoreError as exc:
             outages.failed(Dependency.STATE_DB, exc)
             return
@@ -259,8 +259,8 @@ class FleetScheduler:
         """Once: the schema and this config version in the state database (bookkeeping that
         waits for the database, never blocks scheduling)."""
         if not self._prepared:
-            ensure_schema(self.service.state_engine)
-            self.service.remember_config()
+            ensure_schema(self.deployment.state_engine)
+            self.deployment.remember_config()
             self._prepared = True
 
     # -- the loop --------------------------------------------------------------------------
@@ -317,7 +317,7 @@ class FleetScheduler:
             self.lease.release()
         except broker_faults() as exc:
             log.warning("could not release the lease: %s", redact(exc))
-        self.service.close()
+        self.deployment.close()
 
 
 def _send_notification(outbox_id: int) -> None:

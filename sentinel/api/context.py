@@ -1,4 +1,4 @@
-"""What every request handler needs: the configured service, the auth settings, the clock."""
+"""What every request handler needs: the configured deployment, the auth settings, the clock."""
 
 from __future__ import annotations
 
@@ -10,9 +10,9 @@ from datetime import datetime
 
 from fastapi import Request
 
+from sentinel.deployment import Deployment
 from sentinel.errors import SQLSentinelError
 from sentinel.models import utcnow
-from sentinel.service import SentinelService
 
 
 class UnauthorizedError(SQLSentinelError):
@@ -21,7 +21,7 @@ class UnauthorizedError(SQLSentinelError):
 
 @dataclass
 class ApiContext:
-    service: SentinelService
+    deployment: Deployment
     #: ``SENTINEL_API_TOKEN``: required for mutating endpoints and history (and for everything
     #: but health unless ``public_read``). ``None``: no auth, and only loopback binds are allowed.
     token: str | None = None
@@ -30,10 +30,10 @@ class ApiContext:
     clock: Callable[[], datetime] = field(default=utcnow)
 
     @classmethod
-    def from_env(cls, service: SentinelService) -> ApiContext:
+    def from_env(cls, deployment: Deployment) -> ApiContext:
         token = os.environ.get("SENTINEL_API_TOKEN") or None
         public = os.environ.get("SENTINEL_API_PUBLIC_STATUS", "").lower() in ("1", "true", "yes")
-        return cls(service=service, token=token, public_read=public, clock=service.clock)
+        return cls(deployment=deployment, token=token, public_read=public, clock=deployment.clock)
 
     def token_ok(self, presented: str | None) -> bool:
         """Constant-time comparison, so the token cannot be guessed byte by byte."""

@@ -28,7 +28,7 @@ def metrics(ctx: ApiContext = Depends(context)) -> Response:  # noqa: B008 - Fas
     from sentinel.health import check_dependencies
     from sentinel.outages import outages
 
-    health = check_dependencies(ctx.service, outages)
+    health = check_dependencies(ctx.deployment, outages)
     registry = CollectorRegistry()
     up = Gauge(
         "sqlsentinel_dependency_up",
@@ -42,7 +42,7 @@ def metrics(ctx: ApiContext = Depends(context)) -> Response:  # noqa: B008 - Fas
     for queue, count in health.queue_depths.items():
         depth.labels(queue).set(count)
     try:
-        data = views.stats(ctx.service, ctx.clock(), health.queue_depths)
+        data = views.stats(ctx.deployment, ctx.clock(), health.queue_depths)
     except StateStoreError:  # the outage is the one figure left to report
         return Response(generate_latest(registry), media_type=CONTENT_TYPE_LATEST)
     alerts = Gauge("sqlsentinel_alerts", "Alerts by state", ["state"], registry=registry)

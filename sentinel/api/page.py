@@ -148,7 +148,7 @@ def _unknown(request: Request, name: str) -> Response:
 
 def _lookup(ctx: ApiContext, name: str) -> AlertConfig | None:
     try:
-        return ctx.service.config.alert(name)
+        return ctx.deployment.config.alert(name)
     except UsageError:
         return None
 
@@ -168,7 +168,7 @@ def index(request: Request, ctx: Ctx) -> Response:
     if not _can_read(ctx, request):
         return _login(request)
     now = ctx.clock()
-    alerts = views.summaries(ctx.service, now)
+    alerts = views.summaries(ctx.deployment, now)
     counts = {"ALERT": 0, "PENDING": 0, "OK": 0, "never run": 0}
     for item in alerts:
         key = item.state or "never run"
@@ -185,15 +185,15 @@ def alert_page(name: str, request: Request, ctx: Ctx) -> Response:
         return _unknown(request, name)
     now = ctx.clock()
     full = _authed(ctx, request)  # history (errors, context) needs the token, as in the API
-    history = ExecutionHistory(ctx.service.state_engine)
+    history = ExecutionHistory(ctx.deployment.state_engine)
     records = history.get_recent_executions(alert.name, 2 * CHART_POINTS) if full else []
     return _page(
         request,
         "alert.html",
         now=now,
-        alert=views.detail(ctx.service, alert, now),
-        status=views.status(ctx.service, alert, now),
-        silences=ctx.service.silences_covering(alert.name),
+        alert=views.detail(ctx.deployment, alert, now),
+        status=views.status(ctx.deployment, alert, now),
+        silences=ctx.deployment.silences_covering(alert.name),
         history=[views.execution(r) for r in records[:HISTORY_ROWS]],
         chart=chart(records),
         full=full,
@@ -241,7 +241,9 @@ def silence(
             "2000 characters."
         )
         return _message(request, 400, "Not silenced", text)
-    ctx.service.silence(alert.name, until, reason=reason.strip() or None, created_by="status page")
+    ctx.deployment.silence(
+        alert.name, until, reason=reason.strip() or None, created_by="status page"
+    )
     return _back(request, next_path, alert.name)
 
 
@@ -255,7 +257,7 @@ def unsilence(
     alert = _lookup(ctx, name)
     if alert is None:
         return _unknown(request, name)
-    done = ctx.service.unsilence(alert.name)
+    done = ctx.deployment.unsilence(alert.name)
     if not done.still_silenced_by:
         return _back(request, next_path, alert.name)
     # Label silences cover every alert they match: say so, rather than come back still silenced.

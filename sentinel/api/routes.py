@@ -47,7 +47,7 @@ ERRORS: dict[int | str, dict[str, Any]] = {
 
 
 def _alert(ctx: ApiContext, name: str) -> AlertConfig:
-    return ctx.service.config.alert(name)  # UsageError -> 404 with the known names
+    return ctx.deployment.config.alert(name)  # UsageError -> 404 with the known names
 
 
 def _invalid(field: str, message: str) -> RequestValidationError:
@@ -81,7 +81,7 @@ def ready(ctx: Ctx) -> JSONResponse:
     from sentinel.health import check_dependencies
     from sentinel.outages import outages
 
-    health = check_dependencies(ctx.service, outages)
+    health = check_dependencies(ctx.deployment, outages)
     checks = {
         c.name: schemas.Check(
             ok=c.ok, target=c.target, error=c.error, required=c.required, down_since=c.down_since
@@ -101,7 +101,7 @@ def ready(ctx: Ctx) -> JSONResponse:
 )
 def list_alerts(ctx: Ctx) -> Response:
     # Serialised in one pass by pydantic-core: FastAPI would validate the 1,000 models again.
-    body = _SUMMARIES.dump_json(views.summaries(ctx.service, ctx.clock()))
+    body = _SUMMARIES.dump_json(views.summaries(ctx.deployment, ctx.clock()))
     return Response(body, media_type="application/json")
 
 
@@ -116,7 +116,7 @@ _SUMMARIES = TypeAdapter(list[schemas.AlertSummary])
     tags=["alerts"],
 )
 def get_alert(name: str, ctx: Ctx) -> schemas.AlertDetail:
-    return views.detail(ctx.service, _alert(ctx, name), ctx.clock())
+    return views.detail(ctx.deployment, _alert(ctx, name), ctx.clock())
 
 
 @router.get(
@@ -127,7 +127,7 @@ def get_alert(name: str, ctx: Ctx) -> schemas.AlertDetail:
     tags=["alerts"],
 )
 def alert_status(name: str, ctx: Ctx) -> schemas.AlertStatusBody:
-    return views.status(ctx.service, _alert(ctx, name), ctx.clock())
+    return views.status(ctx.deployment, _alert(ctx, name), ctx.clock())
 
 
 @router.get(
@@ -149,7 +149,7 @@ def alert_history(
     from sentinel.store import ExecutionHistory
 
     alert = _alert(ctx, name)
-    records = ExecutionHistory(ctx.service.state_engine).get_recent_executions(
+    records = ExecutionHistory(ctx.deployment.state_engine).get_recent_executions(
         alert.name, limit + 1, before
     )
     more = len(records) > limit
@@ -175,9 +175,11 @@ def execute(name: str, ctx: Ctx) -> schemas.ExecuteAccepted:
     alert = _alert(ctx, name)
     fleet = load_fleet()
     if fleet is not None:
-        [message_id] = fleet.enqueue(ctx.service.config.path or "", [alert.name], "API")
+        [message_id] = fleet.enqueue(ctx.deployment.config.path or "", [alert.name], "API")
         return schemas.ExecuteAccepted(status="queued", message_id=message_id)
-    result = ctx.service.executor().execute_alert(alert, ctx.service.adapter, triggered_by="API")
+    result = ctx.deployment.executor().execute_alert(
+        alert, ctx.deployment.adapter, triggered_by="API"
+    )
     return schemas.ExecuteAccepted(
         status="finished", execution_id=result.execution_id, result=result.status
     )
@@ -204,10 +206,10 @@ def silence(name: str, body: schemas.SilenceRequest, ctx: Ctx) -> schemas.Silenc
     else:
         assert body.until is not None
         until = utc_naive(body.until)  # already UTC: it cannot fall outside the dates
-    silence_id = ctx.service.silence(
+    silence_id = ctx.deployment.silence(
         alert.name, until, reason=body.reason, created_by=body.created_by or "api"
     )
-    stored = get_silence(ctx.service.state_engine, silence_id)  # just that row, not the history
+    stored = get_silence(ctx.deployment.state_engine, silence_id)  # just that row, not the history
     if stored is None:
         raise SQLSentinelError("the silence was not stored")
     return schemas.SilenceBody(**asdict(stored))
@@ -224,7 +226,7 @@ def silence(name: str, body: schemas.SilenceRequest, ctx: Ctx) -> schemas.Silenc
 def unsilence(name: str, ctx: Ctx) -> schemas.Unsilenced:
     """End the alert's own silences; ``still_silenced_by`` lists label silences that remain."""
     alert = _alert(ctx, name)
-    done = ctx.service.unsilence(alert.name)
+    done = ctx.deployment.unsilence(alert.name)
     if not done.still_silenced_by:
         return schemas.Unsilenced(ended=done.ended)
     left = [schemas.SilenceBody(**asdict(s)) for s in done.still_silenced_by]
@@ -243,4 +245,4 @@ def stats(ctx: Ctx, request: Request) -> schemas.Stats:
         depths = queue_depths()
     except Exception:  # the broker being away must not hide the rest
         depths = {}
-    return views.stats(ctx.service, ctx.clock(), depths)
+    return views.stats(ctx.deployment, ctx.clock(), depths)

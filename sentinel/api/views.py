@@ -10,11 +10,11 @@ import sqlalchemy as sa
 
 from sentinel.api import schemas
 from sentinel.config import AlertConfig
+from sentinel.deployment import Deployment
 from sentinel.models import AlertState, ExecutionRecord
 from sentinel.mute import is_muted
 from sentinel.redact import safe_url
 from sentinel.scheduling.cron import Schedule, schedule_for
-from sentinel.service import SentinelService
 from sentinel.store import ExecutionHistory, StateManager
 from sentinel.store.engine import read_transaction
 from sentinel.store.tables import executions, outbox
@@ -30,13 +30,13 @@ def _value(record: ExecutionRecord | None, key: str) -> float | str | None:
     return value  # type: ignore[no-any-return]
 
 
-def summaries(service: SentinelService, now: datetime) -> list[schemas.AlertSummary]:
-    alerts = service.config.alerts
-    states = StateManager(service.state_engine, service.clock).get_states(
+def summaries(deployment: Deployment, now: datetime) -> list[schemas.AlertSummary]:
+    alerts = deployment.config.alerts
+    states = StateManager(deployment.state_engine, deployment.clock).get_states(
         {a.name: a.labels for a in alerts}
     )
     ids = [s.last_execution_id for s in states.values() if s.last_execution_id]
-    last = {r.alert_name: r for r in ExecutionHistory(service.state_engine).by_ids(ids)}
+    last = {r.alert_name: r for r in ExecutionHistory(deployment.state_engine).by_ids(ids)}
     upcoming: dict[Schedule, datetime] = {}
     return [summary(a, states[a.name], last.get(a.name), now, upcoming) for a in alerts]
 
@@ -82,9 +82,11 @@ def summary(
     )
 
 
-def detail(service: SentinelService, alert: AlertConfig, now: datetime) -> schemas.AlertDetail:
-    state = StateManager(service.state_engine, service.clock).get_state(alert.name, alert.labels)
-    last = ExecutionHistory(service.state_engine).by_ids(
+def detail(deployment: Deployment, alert: AlertConfig, now: datetime) -> schemas.AlertDetail:
+    state = StateManager(deployment.state_engine, deployment.clock).get_state(
+        alert.name, alert.labels
+    )
+    last = ExecutionHistory(deployment.state_engine).by_ids(
         [state.last_execution_id] if state.last_execution_id else []
     )
     base = summary(alert, state, last[0] if last else None, now)
@@ -116,8 +118,10 @@ def detail(service: SentinelService, alert: AlertConfig, now: datetime) -> schem
     )
 
 
-def status(service: SentinelService, alert: AlertConfig, now: datetime) -> schemas.AlertStatusBody:
-    state = StateManager(service.state_engine, service.clock).get_state(alert.name, alert.labels)
+def status(deployment: Deployment, alert: AlertConfig, now: datetime) -> schemas.AlertStatusBody:
+    state = StateManager(deployment.state_engine, deployment.clock).get_state(
+        alert.name, alert.labels
+    )
     nxt = schedule_for(alert.schedule, alert.timezone).next_after(now) if alert.enabled else None
     return schemas.AlertStatusBody(
         name=alert.name,
@@ -164,8 +168,8 @@ def execution(record: ExecutionRecord) -> schemas.Execution:
     )
 
 
-def stats(service: SentinelService, now: datetime, depths: dict[str, int]) -> schemas.Stats:
-    items = summaries(service, now)
+def stats(deployment: Deployment, now: datetime, depths: dict[str, int]) -> schemas.Stats:
+    items = summaries(deployment, now)
     by_state: dict[str, int] = {}
     for item in items:
         key = item.state or "NEVER_RUN"
@@ -177,7 +181,7 @@ def stats(service: SentinelService, now: datetime, depths: dict[str, int]) -> sc
         sa.func.sum(sa.case((executions.c.status == "failure", 1), else_=0)),
         sa.func.sum(sa.case((executions.c.status == "error", 1), else_=0)),
     ).where(executions.c.executed_at >= day)
-    with read_transaction(service.state_engine) as conn:
+    with read_transaction(deployment.state_engine) as conn:
         last_hour, last_day, failures, errors = conn.execute(run_counts).one()
         notes = _notification_counts(conn, hour), _notification_counts(conn, day)
     last_day = int(last_day or 0)

@@ -19,13 +19,13 @@ from collections.abc import Callable
 from datetime import datetime
 
 from sentinel import defaults
+from sentinel.deployment import Deployment
 from sentinel.errors import StateStoreError
 from sentinel.models import utcnow
 from sentinel.outages import Dependency, outages
 from sentinel.recovery import RunRecovery
 from sentinel.scheduling.due import DueRun
 from sentinel.scheduling.loop import ScheduleLoop
-from sentinel.service import SentinelService
 from sentinel.store.runs import recorded_slots
 from sentinel.store.schema import ensure_schema
 
@@ -37,24 +37,24 @@ class EmbeddedScheduler:
 
     def __init__(
         self,
-        service: SentinelService,
+        deployment: Deployment,
         stop: threading.Event,
         clock: Callable[[], datetime] = utcnow,
     ):
-        self.service = service
+        self.deployment = deployment
         self.stop = stop
         self.clock = clock
-        self.executor = service.executor()
+        self.executor = deployment.executor()
         self.held: list[DueRun] = []
         self.loop = ScheduleLoop(
-            service.config.path or "",
+            deployment.config.path or "",
             self.submit,
             clock=clock,
             recorded=self.recorded,
-            config=service.config,
+            config=deployment.config,
         )
         self.recovery = RunRecovery(
-            service.state_engine,
+            deployment.state_engine,
             lambda: self.loop.config.alerts_by_name(),  # noqa: PLW0108 - the config is reloaded
             lambda: self.loop.config.database.timeout,
             resend_messages=False,
@@ -79,7 +79,7 @@ class EmbeddedScheduler:
                 continue
             try:
                 self.executor.execute_alert(
-                    run.alert, self.service.adapter, triggered_by="CRON", scheduled_for=run.slot
+                    run.alert, self.deployment.adapter, triggered_by="CRON", scheduled_for=run.slot
                 )
             except StateStoreError as exc:
                 outages.failed(Dependency.STATE_DB, exc)
@@ -93,15 +93,17 @@ class EmbeddedScheduler:
     def recorded(self, runs: list[DueRun]) -> set[tuple[str, datetime]]:
         try:
             self.prepare()
-            return recorded_slots(self.service.state_engine, [(r.alert.name, r.slot) for r in runs])
+            return recorded_slots(
+                self.deployment.state_engine, [(r.alert.name, r.slot) for r in runs]
+            )
         except StateStoreError as exc:
             outages.failed(Dependency.STATE_DB, exc)
             return set()  # run them all: a slot that already ran is found by its claim
 
     def prepare(self) -> None:
         if not self._prepared:
-            ensure_schema(self.service.state_engine)
-            self.service.remember_config()
+            ensure_schema(self.deployment.state_engine)
+            self.deployment.remember_config()
             self._prepared = True
 
     def sweep(self) -> None:
@@ -140,10 +142,10 @@ class EmbeddedScheduler:
 
 
 def run_embedded(
-    service: SentinelService, stop: threading.Event, clock: Callable[[], datetime] = utcnow
+    deployment: Deployment, stop: threading.Event, clock: Callable[[], datetime] = utcnow
 ) -> ScheduleLoop:
     """Run the clock loop until ``stop`` is set; returns the loop (for tests)."""
-    scheduler = EmbeddedScheduler(service, stop, clock)
+    scheduler = EmbeddedScheduler(deployment, stop, clock)
     log.info("embedded scheduler started: %d alerts, no broker", len(scheduler.loop.due))
     return scheduler.run()
 

@@ -24,12 +24,12 @@ class AlertTimeLimit(Middleware):
     def before_process_message(self, broker: dramatiq.Broker, message: Any) -> None:
         if message.actor_name != "execute-alert" or message.options.get("time_limit"):
             return
-        from workers.runtime import default_runtime
+        from workers.live_deployment import live_deployment
 
         try:
-            service, _ = default_runtime().current()
-            alert = service.config.alert((message.kwargs or {}).get("alert_name", ""))
+            deployment, _ = live_deployment().current()
+            alert = deployment.config.alert((message.kwargs or {}).get("alert_name", ""))
         except SQLSentinelError:
             return  # the actor reports an unknown alert or an unreadable config itself
-        timeout = alert.timeout or service.config.database.timeout
+        timeout = alert.timeout or deployment.config.database.timeout
         message.options["time_limit"] = int(timeout * 1000) + TIME_LIMIT_MARGIN_MS

@@ -12,9 +12,9 @@ from __future__ import annotations
 import dramatiq
 from dramatiq.middleware import Middleware
 
-from workers.runtime import default_runtime
+from workers.live_deployment import live_deployment
 
 
 class ConnectionBudget(Middleware):
     def after_worker_boot(self, broker: dramatiq.Broker, worker: dramatiq.Worker) -> None:
-        default_runtime().threads = int(worker.worker_threads)
+        live_deployment().threads = int(worker.worker_threads)

@@ -31,7 +31,7 @@ class RecordStaleRuns(AgeLimit):
         kwargs = message.kwargs or {}
         slot = kwargs.get("scheduled_for")
         if message.actor_name == "execute-alert" and slot:
-            from workers.runtime import record_skipped
+            from workers.live_deployment import record_skipped
 
             reason = f"not run: waited {age / 1000:.0f}s in the queue (limit {max_age / 1000:.0f}s)"
             record_skipped(kwargs["alert_name"], slot, reason)

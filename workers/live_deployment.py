@@ -10,16 +10,22 @@ import threading
 from datetime import datetime
 
 from sentinel.config import load_config
+from sentinel.deployment import Deployment
 from sentinel.errors import SQLSentinelError
 from sentinel.executor import AlertExecutor, Dispatch
 from sentinel.models import utcnow
 from sentinel.redact import redact
-from sentinel.service import SentinelService
 
-log = logging.getLogger("workers.runtime")
+log = logging.getLogger("workers.live_deployment")
 
 
-class Runtime:
+class LiveDeployment:
+    """The deployment a worker process serves, rebuilt when its file changes.
+
+    Workers outlive edits to the alerts file: each message asks for ``current()``, so an edit
+    reaches the next run without a restart, and a bad edit never takes a worker down.
+    """
+
     def __init__(self, dispatch: Dispatch | None = None, path: str | None = None):
         self.path = path or os.environ.get("SENTINEL_CONFIG") or ""
         self.dispatch = dispatch
@@ -28,25 +34,25 @@ class Runtime:
         self.threads: int | None = None
         self._lock = threading.Lock()
         self._mtime: float | None = None
-        self._service: SentinelService | None = None
+        self._deployment: Deployment | None = None
         self._executor: AlertExecutor | None = None
 
-    def current(self) -> tuple[SentinelService, AlertExecutor]:
-        """The service and executor for the config as it is on disk now."""
+    def current(self) -> tuple[Deployment, AlertExecutor]:
+        """The deployment and executor for the config as it is on disk now."""
         if not self.path:
             raise SQLSentinelError("SENTINEL_CONFIG is not set: workers need the alerts file")
         mtime: float | None
         try:
             mtime = os.stat(self.path).st_mtime
         except OSError as exc:
-            if self._service is None:
+            if self._deployment is None:
                 raise SQLSentinelError(f"{self.path}: cannot read: {exc}") from None
             mtime = self._mtime  # keep serving the last good config
         with self._lock:
-            if self._service is None or mtime != self._mtime:
+            if self._deployment is None or mtime != self._mtime:
                 self._reload(mtime)
-            assert self._service is not None and self._executor is not None
-            return self._service, self._executor
+            assert self._deployment is not None and self._executor is not None
+            return self._deployment, self._executor
 
     def _reload(self, mtime: float | None) -> None:
         try:
@@ -54,16 +60,18 @@ class Runtime:
             # here as well would only slow each worker's (re)load by seconds.
             config = load_config(self.path, check_sql=False)
         except SQLSentinelError as exc:
-            if self._service is None:
+            if self._deployment is None:
                 raise
             log.error("config %s not reloaded, kept the previous one: %s", self.path, redact(exc))
             self._mtime = mtime
             return
-        old = self._service
-        self._service = SentinelService(config, threads=self.threads)
+        old = self._deployment
+        self._deployment = Deployment(config, threads=self.threads)
         gc.freeze()  # the config lives for the process: keep it out of full collections
         self._executor = AlertExecutor(
-            self._service.state_engine, self._service.notification_factory, dispatch=self.dispatch
+            self._deployment.state_engine,
+            self._deployment.notification_factory,
+            dispatch=self.dispatch,
         )
         self._mtime = mtime
         if old is not None:
@@ -71,10 +79,11 @@ class Runtime:
             old.close()
 
 
-_default = Runtime()
+_default = LiveDeployment()
 
 
-def default_runtime() -> Runtime:
+def live_deployment() -> LiveDeployment:
+    """The process's one instance: actors and middleware must share the engines it holds."""
     return _default
 
 
@@ -82,10 +91,10 @@ def record_skipped(alert_name: str, scheduled_for: str, reason: str) -> None:
     from sentinel.store.runs import record_skipped as store_skipped
     from sentinel.store.schema import ensure_schema
 
-    service, _ = _default.current()
-    ensure_schema(service.state_engine)
+    deployment, _ = _default.current()
+    ensure_schema(deployment.state_engine)
     slot = datetime.fromisoformat(scheduled_for)
-    if store_skipped(service.state_engine, alert_name, slot, reason, utcnow()):
+    if store_skipped(deployment.state_engine, alert_name, slot, reason, utcnow()):
         log.warning(
             "execution alert=%s scheduled_for=%s status=skipped %s", alert_name, slot, reason
         )

@@ -1,8 +1,9 @@
-"""A configured SQL Sentinel: the config, its databases and the executor, wired once.
+"""A deployment: one alerts file with its state database, data database and executor, wired once.
 
-The CLI (and later the API and the workers) call this instead of assembling engines, adapters and
-executors themselves, so every entry point resolves the state database and builds the pieces the
-same way.
+The CLI, the API, the in-process scheduler and each worker (``workers.live_deployment``) hold one
+``Deployment`` instead of assembling engines, adapters and executors themselves, so every entry
+point resolves the state database and builds the pieces the same way. ("Service" is kept for what
+the spec calls a notification channel's sender, ``NotificationService``.)
 """
 
 from __future__ import annotations
@@ -56,7 +57,7 @@ class AlertStatus:
     muted: bool = False
 
 
-class SentinelService:
+class Deployment:
     """Everything a command needs, built lazily from one config file."""
 
     def __init__(
@@ -81,9 +82,7 @@ class SentinelService:
         self._adapter: DatabaseAdapter | None = None
 
     @classmethod
-    def from_file(
-        cls, path: str, state_db_url: str | None = None, **kwargs: Any
-    ) -> SentinelService:
+    def from_file(cls, path: str, state_db_url: str | None = None, **kwargs: Any) -> Deployment:
         return cls(load_config(path), state_db_url, **kwargs)
 
     # -- the pieces -------------------------------------------------------------------------
@@ -124,7 +123,7 @@ class SentinelService:
     def _read_only_state_engine(self) -> Engine | None:
         """For dry runs: the existing state, opened so that nothing can be created or written.
 
-        Built once (its pool is this service's to dispose, in ``close()``). ``None`` while a SQLite
+        Built once (its pool is disposed by ``close()``). ``None`` while a SQLite
         state file does not exist yet (opening it would create it); asked again at the next run.
         """
         if self._read_only_engine is None:
