@@ -10,6 +10,7 @@ silence alerts through a visitor's browser even when no token is configured (loo
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Annotated, Any
@@ -200,12 +201,6 @@ def alert_page(name: str, request: Request, ctx: Ctx) -> Response:
     )
 
 
-def _back(request: Request, next_path: str, name: str) -> Response:
-    """303 to where the form was (``next``), else to the alert's page."""
-    default = f"{_root(request)}/alerts/{name}"
-    return RedirectResponse(local_path(next_path, default), status_code=303)
-
-
 def _guard(request: Request, ctx: Ctx, token: str) -> Response | None:
     """The checks every form POST passes first: same-origin, then the token."""
     if _cross_site(request):
@@ -213,6 +208,25 @@ def _guard(request: Request, ctx: Ctx, token: str) -> Response | None:
     if not _authed(ctx, request, token):
         return _login(request, "A valid API token is required for this action.")
     return None
+
+
+#: What a form does to its alert, given where to go back to (``next``, else the alert's page):
+#: a page to answer with, or None to go back there with a 303.
+Action = Callable[[AlertConfig, str], Response | None]
+
+
+def _alert_form(
+    request: Request, ctx: ApiContext, name: str, token: str, next_path: str, action: Action
+) -> Response:
+    """A form POST on one alert: guarded, for a known alert, then back where the form was."""
+    refused = _guard(request, ctx, token)
+    if refused is not None:
+        return refused
+    alert = _lookup(ctx, name)
+    if alert is None:
+        return _unknown(request, name)
+    back = local_path(next_path, f"{_root(request)}/alerts/{alert.name}")
+    return action(alert, back) or RedirectResponse(back, status_code=303)
 
 
 @router.post("/alerts/{name}/silence")
@@ -225,57 +239,52 @@ def silence(
     token: FormStr = "",
     next_path: NextPath = "",
 ) -> Response:
-    refused = _guard(request, ctx, token)
-    if refused is not None:
-        return refused
-    alert = _lookup(ctx, name)
-    if alert is None:
-        return _unknown(request, name)
-    try:
-        until: datetime | None = end_after(ctx.clock(), parse_duration(duration))
-    except ValueError:  # not a duration, or longer than ten years
-        until = None
-    if until is None or until <= ctx.clock() or len(reason) > 2000 or "\x00" in reason:
-        text = (
-            "Choose a duration such as 1h, 4h or 1d (at most 10 years), and a reason of at most "
-            "2000 characters."
+    def act(alert: AlertConfig, _back: str) -> Response | None:
+        try:
+            until: datetime | None = end_after(ctx.clock(), parse_duration(duration))
+        except ValueError:  # not a duration, or longer than ten years
+            until = None
+        if until is None or until <= ctx.clock() or len(reason) > 2000 or "\x00" in reason:
+            text = (
+                "Choose a duration such as 1h, 4h or 1d (at most 10 years), and a reason of at "
+                "most 2000 characters."
+            )
+            return _message(request, 400, "Not silenced", text)
+        ctx.deployment.silence(
+            alert.name, until, reason=reason.strip() or None, created_by="status page"
         )
-        return _message(request, 400, "Not silenced", text)
-    ctx.deployment.silence(
-        alert.name, until, reason=reason.strip() or None, created_by="status page"
-    )
-    return _back(request, next_path, alert.name)
+        return None
+
+    return _alert_form(request, ctx, name, token, next_path, act)
 
 
 @router.post("/alerts/{name}/unsilence")
 def unsilence(
     name: str, request: Request, ctx: Ctx, token: FormStr = "", next_path: NextPath = ""
 ) -> Response:
-    refused = _guard(request, ctx, token)
-    if refused is not None:
-        return refused
-    alert = _lookup(ctx, name)
-    if alert is None:
-        return _unknown(request, name)
-    done = ctx.deployment.unsilence(alert.name)
-    if not done.still_silenced_by:
-        return _back(request, next_path, alert.name)
-    # Label silences cover every alert they match: say so, rather than come back still silenced.
-    ended = f"{done.ended} silence{'s' if done.ended != 1 else ''}"
-    text = (
-        f"Ended {ended} of {alert.name}, but it is still silenced by label silences, which "
-        "cover every alert they match. End one by its id with 'sqlsentinel unsilence CONFIG "
-        "--id ID'."
-    )
-    return _page(
-        request,
-        "message.html",
-        title="Still silenced",
-        text=text,
-        login=False,
-        next=local_path(next_path, f"{_root(request)}/alerts/{alert.name}"),
-        silences=done.still_silenced_by,
-    )
+    def act(alert: AlertConfig, back: str) -> Response | None:
+        done = ctx.deployment.unsilence(alert.name)
+        if not done.still_silenced_by:
+            return None
+        # Label silences cover every alert they match: say so, rather than come back still
+        # silenced.
+        ended = f"{done.ended} silence{'s' if done.ended != 1 else ''}"
+        text = (
+            f"Ended {ended} of {alert.name}, but it is still silenced by label silences, which "
+            "cover every alert they match. End one by its id with 'sqlsentinel unsilence CONFIG "
+            "--id ID'."
+        )
+        return _page(
+            request,
+            "message.html",
+            title="Still silenced",
+            text=text,
+            login=False,
+            next=back,
+            silences=done.still_silenced_by,
+        )
+
+    return _alert_form(request, ctx, name, token, next_path, act)
 
 
 @router.post("/login")
