@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 from sentinel.config import AlertConfig, SentinelConfig, load_config
 from sentinel.errors import Issue, UsageError
-from sentinel.models import AlertState, ExecutionRecord, ExecutionResult, utcnow
+from sentinel.models import ExecutionRecord, ExecutionResult, utcnow
 
 if TYPE_CHECKING:
     from sqlalchemy.engine import Engine
@@ -24,6 +24,7 @@ if TYPE_CHECKING:
     from sentinel.database import DatabaseAdapter
     from sentinel.executor import AlertExecutor
     from sentinel.notifications import NotificationFactory
+    from sentinel.store.overview import AlertOverview
     from sentinel.store.silences import Silence
 
 
@@ -44,17 +45,6 @@ class Unsilenced:
     ended: int
     #: Silences by label matchers that still cover the alert (unsilencing by name keeps them).
     still_silenced_by: list[Silence] = field(default_factory=list)
-
-
-@dataclass
-class AlertStatus:
-    """What ``status`` shows for one alert."""
-
-    alert: AlertConfig
-    state: AlertState
-    next_run: datetime | None
-    last_run: ExecutionRecord | None
-    muted: bool = False
 
 
 class Deployment:
@@ -207,30 +197,11 @@ class Deployment:
                 return records
             time.sleep(0.2)
 
-    def status(self) -> list[AlertStatus]:
-        from sentinel.mute import is_muted
-        from sentinel.scheduling.cron import next_run
-        from sentinel.store import ExecutionHistory, StateManager
+    def status(self) -> list[AlertOverview]:
+        """Every alert's overview, read in a fixed number of queries (as the API reads it)."""
+        from sentinel.store.overview import alert_overviews
 
-        manager = StateManager(self.state_engine, self.clock)
-        states = manager.get_states({a.name: a.labels for a in self.config.alerts})
-        history = ExecutionHistory(self.state_engine)
-        now = self.clock()
-        rows = []
-        for alert in self.config.alerts:
-            recent = history.get_recent_executions(alert.name, limit=1)
-            rows.append(
-                AlertStatus(
-                    alert=alert,
-                    state=states.get(alert.name) or AlertState(alert_name=alert.name),
-                    muted=is_muted(alert.mute, now),
-                    next_run=next_run(alert.schedule, alert.timezone, now)
-                    if alert.enabled
-                    else None,
-                    last_run=recent[0] if recent else None,
-                )
-            )
-        return rows
+        return alert_overviews(self.state_engine, self.config.alerts, self.clock())
 
     def silence(
         self,

@@ -1,23 +1,19 @@
-"""Assembling what the API and the status page show, in a handful of queries for any number of
-alerts (states, silences and last runs are each read once per request)."""
+"""Turning the store's alert overviews and counts into the API's response bodies.
+
+The reading is done by ``sentinel.store.overview`` (a fixed number of queries for any number of
+alerts, the same summary ``status`` prints); this module only shapes it, and hides secrets in
+notification targets."""
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta
-from typing import Any
-
-import sqlalchemy as sa
+from datetime import datetime
 
 from sentinel.api import schemas
 from sentinel.config import AlertConfig
 from sentinel.deployment import Deployment
-from sentinel.models import AlertState, ExecutionRecord
-from sentinel.mute import is_muted
+from sentinel.models import ExecutionRecord
 from sentinel.redact import safe_url
-from sentinel.scheduling.cron import Schedule, schedule_for
-from sentinel.store import ExecutionHistory, StateManager
-from sentinel.store.engine import read_transaction
-from sentinel.store.tables import executions, outbox
+from sentinel.store.overview import AlertOverview, activity, alert_overviews
 
 
 def _value(record: ExecutionRecord | None, key: str) -> float | str | None:
@@ -31,30 +27,13 @@ def _value(record: ExecutionRecord | None, key: str) -> float | str | None:
 
 
 def summaries(deployment: Deployment, now: datetime) -> list[schemas.AlertSummary]:
-    alerts = deployment.config.alerts
-    states = StateManager(deployment.state_engine, deployment.clock).get_states(
-        {a.name: a.labels for a in alerts}
-    )
-    ids = [s.last_execution_id for s in states.values() if s.last_execution_id]
-    last = {r.alert_name: r for r in ExecutionHistory(deployment.state_engine).by_ids(ids)}
-    upcoming: dict[Schedule, datetime] = {}
-    return [summary(a, states[a.name], last.get(a.name), now, upcoming) for a in alerts]
+    return [
+        summary(o) for o in alert_overviews(deployment.state_engine, deployment.config.alerts, now)
+    ]
 
 
-def summary(
-    alert: AlertConfig,
-    state: AlertState,
-    last: ExecutionRecord | None,
-    now: datetime,
-    upcoming: dict[Schedule, datetime] | None = None,
-) -> schemas.AlertSummary:
-    next_run = None
-    if alert.enabled:
-        schedule = schedule_for(alert.schedule, alert.timezone)
-        cache = upcoming if upcoming is not None else {}
-        if schedule not in cache:
-            cache[schedule] = schedule.next_after(now)
-        next_run = cache[schedule]
+def summary(overview: AlertOverview) -> schemas.AlertSummary:
+    alert, state, last = overview.alert, overview.state, overview.last_run
     pending = (
         f"{state.consecutive_alerts}/{alert.fire_after}"
         if state.current_status == "PENDING"
@@ -76,20 +55,15 @@ def summary(
         threshold=_value(last, "threshold"),
         last_run_at=last.executed_at if last else None,
         last_result=last.status if last else None,
-        next_run=next_run,
+        next_run=overview.next_run,
         silenced_until=state.silence_until,
-        muted=is_muted(alert.mute, now),
+        muted=overview.muted,
     )
 
 
 def detail(deployment: Deployment, alert: AlertConfig, now: datetime) -> schemas.AlertDetail:
-    state = StateManager(deployment.state_engine, deployment.clock).get_state(
-        alert.name, alert.labels
-    )
-    last = ExecutionHistory(deployment.state_engine).by_ids(
-        [state.last_execution_id] if state.last_execution_id else []
-    )
-    base = summary(alert, state, last[0] if last else None, now)
+    [overview] = alert_overviews(deployment.state_engine, [alert], now)
+    base = summary(overview)
     channels = [
         schemas.Channel(
             channel=n.channel,
@@ -119,10 +93,8 @@ def detail(deployment: Deployment, alert: AlertConfig, now: datetime) -> schemas
 
 
 def status(deployment: Deployment, alert: AlertConfig, now: datetime) -> schemas.AlertStatusBody:
-    state = StateManager(deployment.state_engine, deployment.clock).get_state(
-        alert.name, alert.labels
-    )
-    nxt = schedule_for(alert.schedule, alert.timezone).next_after(now) if alert.enabled else None
+    [overview] = alert_overviews(deployment.state_engine, [alert], now)
+    state = overview.state
     return schemas.AlertStatusBody(
         name=alert.name,
         state=state.current_status,
@@ -135,9 +107,9 @@ def status(deployment: Deployment, alert: AlertConfig, now: datetime) -> schemas
         last_execution_at=state.last_execution_at,
         last_notified_at=state.last_alert_at,
         silenced_until=state.silence_until,
-        muted=is_muted(alert.mute, now),
+        muted=overview.muted,
         held=state.held,
-        next_run=nxt,
+        next_run=overview.next_run,
     )
 
 
@@ -174,35 +146,17 @@ def stats(deployment: Deployment, now: datetime, depths: dict[str, int]) -> sche
     for item in items:
         key = item.state or "NEVER_RUN"
         by_state[key] = by_state.get(key, 0) + 1
-    hour, day = now - timedelta(hours=1), now - timedelta(days=1)
-    run_counts = sa.select(
-        sa.func.sum(sa.case((executions.c.executed_at >= hour, 1), else_=0)),
-        sa.func.count(),
-        sa.func.sum(sa.case((executions.c.status == "failure", 1), else_=0)),
-        sa.func.sum(sa.case((executions.c.status == "error", 1), else_=0)),
-    ).where(executions.c.executed_at >= day)
-    with read_transaction(deployment.state_engine) as conn:
-        last_hour, last_day, failures, errors = conn.execute(run_counts).one()
-        notes = _notification_counts(conn, hour), _notification_counts(conn, day)
-    last_day = int(last_day or 0)
+    counts = activity(deployment.state_engine, now)
+    last_day = counts.runs_last_day
     return schemas.Stats(
         alerts=len(items),
         by_state=by_state,
-        executions_last_hour=int(last_hour or 0),
+        executions_last_hour=counts.runs_last_hour,
         executions_last_day=last_day,
-        failures_last_day=int(failures or 0),
-        errors_last_day=int(errors or 0),
-        failure_rate_last_day=(100.0 * int(failures or 0) / last_day) if last_day else 0.0,
-        notifications_last_hour=notes[0],
-        notifications_last_day=notes[1],
+        failures_last_day=counts.failures_last_day,
+        errors_last_day=counts.errors_last_day,
+        failure_rate_last_day=(100.0 * counts.failures_last_day / last_day) if last_day else 0.0,
+        notifications_last_hour=counts.notifications_last_hour,
+        notifications_last_day=counts.notifications_last_day,
         queue_depths=depths,
     )
-
-
-def _notification_counts(conn: Any, since: datetime) -> dict[str, int]:
-    query = (
-        sa.select(outbox.c.status, sa.func.count())
-        .where(outbox.c.created_at >= since)
-        .group_by(outbox.c.status)
-    )
-    return {status: int(n) for status, n in conn.execute(query)}
