@@ -195,3 +195,16 @@ def test_the_cli_refuses_a_public_bind_without_a_token(tmp_path: Any) -> None:
         capture_output=True, text=True, env=env, timeout=60, check=False,
     )  # fmt: skip
     assert proc.returncode == 2 and "SENTINEL_API_TOKEN" in proc.stderr
+
+
+def test_a_method_a_path_does_not_take_is_a_405_that_says_which_it_does(
+    api_world: ApiWorld,
+) -> None:
+    """RFC 9110: a 405 lists in ``Allow`` every method the path takes, even across routes."""
+    api = client(api_world)
+    wrong = api.put("/api/v1/alerts/low_metric/silence", headers=AUTH)
+    assert_error(wrong, 405, "method_not_allowed")
+    assert {m.strip() for m in wrong.headers["allow"].split(",")} == {"POST", "DELETE"}  # 2 routes
+    listed = api.post("/api/v1/alerts", headers=AUTH)
+    assert_error(listed, 405, "method_not_allowed")
+    assert listed.headers["allow"] == "GET"

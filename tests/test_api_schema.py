@@ -41,9 +41,6 @@ def _config(seed: int | None) -> SchemathesisConfig:
                 "fuzzing": {"enabled": True},
                 "stateful": {"enabled": True, "max-steps": MAX_STEPS},
             },
-            # A 405 should say in `Allow` which methods are; sentinel/api/errors.py drops the
-            # header Starlette sets. Enable this check again once it passes it on.
-            "checks": {"unsupported_method": {"enabled": False}},
         }
     )
 

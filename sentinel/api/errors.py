@@ -6,12 +6,14 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Mapping
 from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.routing import Match
 
 from sentinel.api.context import UnauthorizedError
 from sentinel.errors import SQLSentinelError, StateStoreError, UsageError, ValidationError
@@ -34,12 +36,40 @@ def error_body(
 
 
 def _response(
-    status: int, code: str, message: str, fields: list[dict[str, Any]] | None = None
+    status: int,
+    code: str,
+    message: str,
+    fields: list[dict[str, Any]] | None = None,
+    headers: Mapping[str, str] | None = None,
 ) -> JSONResponse:
-    headers = {"WWW-Authenticate": "Bearer"} if status == 401 else None
+    headers = {**({"WWW-Authenticate": "Bearer"} if status == 401 else {}), **(headers or {})}
     return JSONResponse(
         error_body(status, code, message, fields), status_code=status, headers=headers
     )
+
+
+#: The methods a 405's ``Allow`` may name; no route here takes OPTIONS or TRACE.
+METHODS = ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE")
+
+
+def _allowed(request: Request) -> str | None:
+    """Every method the path takes. Starlette's ``Allow`` names only the first route that has
+    the path, but one path may have a POST route and a DELETE route: ask the routes for each."""
+    scope = {
+        "type": "http",
+        "path": request.scope["path"],
+        "root_path": request.scope.get("root_path", ""),
+        "headers": request.scope.get("headers", []),
+    }
+    allowed = [
+        method
+        for method in METHODS
+        if any(
+            route.matches({**scope, "method": method})[0] is Match.FULL
+            for route in request.app.router.routes
+        )
+    ]
+    return ", ".join(allowed) or None
 
 
 def install(app: FastAPI) -> None:
@@ -55,9 +85,13 @@ def install(app: FastAPI) -> None:
         return _response(422, "invalid_request", "the request is not valid", fields)
 
     @app.exception_handler(StarletteHTTPException)
-    async def http_error(_: Request, exc: StarletteHTTPException) -> JSONResponse:
+    async def http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
         code = {404: "not_found", 405: "method_not_allowed"}.get(exc.status_code, "http_error")
-        return _response(exc.status_code, code, str(exc.detail))
+        headers = dict(exc.headers or {})  # a 405's Allow, a 401's WWW-Authenticate
+        allowed = _allowed(request) if exc.status_code == 405 else None
+        if allowed is not None:
+            headers["Allow"] = allowed
+        return _response(exc.status_code, code, str(exc.detail), headers=headers)
 
     @app.exception_handler(SQLSentinelError)
     async def sentinel_error(_: Request, exc: SQLSentinelError) -> JSONResponse:
