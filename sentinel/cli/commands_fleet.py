@@ -1,53 +1,26 @@
-"""``sqlsentinel scheduler`` and ``sqlsentinel enqueue``: the commands that run on a schedule or
-through the broker."""
+"""``sqlsentinel enqueue``: manual runs sent through the broker to the workers."""
 
 from __future__ import annotations
 
 import sys
+from typing import TYPE_CHECKING
 
 import click
 
-from sentinel.cli import (
+from sentinel.cli.group import (
     EXIT_ALERT,
     EXIT_OK,
-    _deployment,
     cli,
     config_argument,
     json_option,
+    pass_deployment,
     state_db_option,
 )
 from sentinel.errors import SQLSentinelError, UsageError
 
-
-@cli.command()
-@config_argument
-@state_db_option
-def scheduler(config: str, state_db: str | None) -> None:
-    """The clock process: runs every alert on its schedule until stopped.
-
-    With REDIS_URL/BROKER_URL set, due runs are enqueued for Dramatiq workers (several replicas may
-    run; one is active). Without a broker they run in this process.
-    """
-    import signal
-    import threading
-
-    from sentinel.fleet import load_fleet
-
-    stop = threading.Event()
-    for signum in (signal.SIGTERM, signal.SIGINT):
-        signal.signal(signum, lambda *_: stop.set())
-    fleet = load_fleet()
-    if fleet is not None:
-        fleet.run_scheduler(config, stop, state_db)
-        return
-    from sentinel.scheduling.inprocess import run_embedded
-
-    deployment = _deployment(config, state_db, warn=True)
-    click.echo(f"scheduler: {len(deployment.config.alerts)} alerts, running in this process")
-    try:
-        run_embedded(deployment, stop)
-    finally:
-        deployment.close()
+if TYPE_CHECKING:
+    from sentinel.deployment import Deployment
+    from sentinel.fleet import Fleet
 
 
 @cli.command()
@@ -66,23 +39,43 @@ def enqueue(
     as_json: bool,
 ) -> None:
     """Send manual runs through the broker to the workers; prints the message ids."""
-    from sentinel import report
     from sentinel.fleet import load_fleet
 
     fleet = load_fleet()
     if fleet is None:
         raise UsageError("enqueue needs a broker: set REDIS_URL or BROKER_URL (or use 'run')")
-    deployment = _deployment(config, state_db)
+    _enqueue(
+        config=config,
+        state_db=state_db,
+        fleet=fleet,
+        config_path=config,  # what the workers load: the file as given
+        alert_name=alert_name,
+        wait=wait,
+        timeout=timeout,
+        as_json=as_json,
+    )
+
+
+@pass_deployment
+def _enqueue(
+    deployment: Deployment,
+    *,
+    fleet: Fleet,
+    config_path: str,
+    alert_name: str | None,
+    wait: bool,
+    timeout: float,
+    as_json: bool,
+) -> None:
+    from sentinel import report
+
     names = [a.name for a in deployment.select_alerts(alert_name)]
-    ids = fleet.enqueue(config, names, "CLI")
+    ids = fleet.enqueue(config_path, names, "CLI")
     if not wait:
         for name, message_id in zip(names, ids, strict=True):
             click.echo(f"{message_id}  {name}")
         return
-    try:
-        records = deployment.wait_for_messages(ids, timeout)
-    finally:
-        deployment.close()
+    records = deployment.wait_for_messages(ids, timeout)
     if as_json:
         from dataclasses import asdict
 

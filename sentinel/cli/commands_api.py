@@ -4,11 +4,15 @@ from __future__ import annotations
 
 import ipaddress
 import os
+from typing import TYPE_CHECKING
 
 import click
 
-from sentinel.cli import _deployment, cli, config_argument, state_db_option
+from sentinel.cli.group import cli, config_argument, pass_deployment, state_db_option
 from sentinel.errors import UsageError
+
+if TYPE_CHECKING:
+    from sentinel.deployment import Deployment
 
 #: Requests that may use the databases at once (each holds at most one connection per database).
 API_DATABASE_THREADS = 5
@@ -38,21 +42,23 @@ def api(config: str, host: str, port: int, state_db: str | None) -> None:
         raise UsageError(
             f"refusing to serve on {host} without SENTINEL_API_TOKEN (set one, or bind 127.0.0.1)"
         )
-    try:
-        import uvicorn
+    try:  # a missing extra is said before the alerts file is read; _serve uses these imports
+        import uvicorn  # noqa: F401
 
-        from sentinel.api import create_app
+        from sentinel.api import create_app  # noqa: F401
     except ImportError as exc:
         raise UsageError(
             f"the API needs its extra: pip install 'sql-sentinel[api]' ({exc.name} is missing)"
         ) from None
+    _serve(config=config, state_db=state_db, host=host, port=port)
 
-    # Requests run in a thread pool; this many of them query at once, the rest wait for a
-    # connection (the API's share of the connection budget in the README).
-    deployment = _deployment(config, state_db, warn=True, threads=API_DATABASE_THREADS)
-    try:
-        uvicorn.run(
-            create_app(deployment), host=host, port=port, log_level="info", access_log=False
-        )
-    finally:
-        deployment.close()
+
+# Requests run in a thread pool; this many of them query at once, the rest wait for a connection
+# (the API's share of the connection budget in the README).
+@pass_deployment(warn=True, threads=API_DATABASE_THREADS)
+def _serve(deployment: Deployment, *, host: str, port: int) -> None:
+    import uvicorn
+
+    from sentinel.api import create_app
+
+    uvicorn.run(create_app(deployment), host=host, port=port, log_level="info", access_log=False)

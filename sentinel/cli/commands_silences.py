@@ -5,11 +5,15 @@ from __future__ import annotations
 
 import getpass
 from datetime import datetime
+from typing import TYPE_CHECKING
 
 import click
 
-from sentinel.cli import _deployment, cli, config_argument, json_option, state_db_option
+from sentinel.cli.group import cli, config_argument, json_option, pass_deployment, state_db_option
 from sentinel.errors import UsageError
+
+if TYPE_CHECKING:
+    from sentinel.deployment import Deployment
 
 
 def _parse_time(text: str) -> datetime:
@@ -80,13 +84,30 @@ def silence(
     if name is None and not matchers:
         raise UsageError("name an alert or give --match LABEL=VALUE")
     end = _end_time(duration, until)
-    deployment = _deployment(config, state_db)
-    try:
-        silence_id = deployment.silence(
-            name, end, matchers=matchers, reason=reason, created_by=created_by or _who()
-        )
-    finally:
-        deployment.close()
+    _add_silence(
+        config=config,
+        state_db=state_db,
+        name=name,
+        matchers=matchers,
+        end=end,
+        reason=reason,
+        created_by=created_by or _who(),
+    )
+
+
+@pass_deployment
+def _add_silence(
+    deployment: Deployment,
+    *,
+    name: str | None,
+    matchers: dict[str, str],
+    end: datetime,
+    reason: str | None,
+    created_by: str,
+) -> None:
+    silence_id = deployment.silence(
+        name, end, matchers=matchers, reason=reason, created_by=created_by
+    )
     what = name or " ".join(f"{k}={v}" for k, v in matchers.items())
     click.echo(f"silence {silence_id}: {what} until {end:%Y-%m-%d %H:%M:%S} UTC")
 
@@ -104,11 +125,13 @@ def unsilence(config: str, name: str | None, silence_id: int | None, state_db: s
     """
     if (name is None) == (silence_id is None):
         raise UsageError("give an alert NAME or --id N")
-    deployment = _deployment(config, state_db)
-    try:
-        done = deployment.unsilence(name, silence_id)
-    finally:
-        deployment.close()
+    _end_silences(config=config, state_db=state_db, name=name, silence_id=silence_id)
+
+
+@pass_deployment
+def _end_silences(deployment: Deployment, *, name: str | None, silence_id: int | None) -> None:
+    done = deployment.unsilence(name, silence_id)
+    config = deployment.config.path  # the file as the command was given it
     click.echo(f"ended {done.ended} silence{'s' if done.ended != 1 else ''}")
     for left in done.still_silenced_by:  # label silences: they cover other alerts too
         matches = " ".join(f"{k}={v}" for k, v in left.matchers.items())
@@ -125,18 +148,15 @@ def unsilence(config: str, name: str | None, silence_id: int | None, state_db: s
 @click.option("--all", "include_expired", is_flag=True, help="Include ended silences.")
 @state_db_option
 @json_option
-def silences(config: str, include_expired: bool, state_db: str | None, as_json: bool) -> None:
+@pass_deployment
+def silences(deployment: Deployment, include_expired: bool, as_json: bool) -> None:
     """List silences: what they match, who set them, why, from and until."""
     from dataclasses import asdict
 
     from sentinel import report
 
-    deployment = _deployment(config, state_db)
-    try:
-        found = deployment.silences(include_expired)
-        now = deployment.clock()
-    finally:
-        deployment.close()
+    found = deployment.silences(include_expired)
+    now = deployment.clock()
     if as_json:
         click.echo(report.to_json([asdict(s) for s in found]))
         return
