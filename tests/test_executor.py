@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import threading
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import pytest
 import sqlalchemy as sa
+from sqlalchemy.engine import Engine
 
 from sentinel.config import AlertConfig
 from sentinel.database import DatabaseAdapter, create_data_engine
@@ -17,6 +20,18 @@ from tests.alerting import FakeClock, make_alert, make_data_db
 from tests.servers import SMTP_PASSWORD, SMTP_USERNAME, HTTPTestServer, SMTPTestServer
 
 FAST = RetryPolicy(attempts=4, initial_wait=0.01, max_wait=0.05)
+
+#: A SQLite data database holding the metric, and the state database under test.
+DataAndState = tuple[DatabaseAdapter, Engine]
+
+
+@pytest.fixture
+def stores(tmp_path: Path, state_db_url: str) -> Iterator[DataAndState]:
+    adapter = DatabaseAdapter(create_data_engine(make_data_db(tmp_path / "data.db")))
+    engine = create_state_engine(state_db_url)
+    yield adapter, engine
+    engine.dispose()
+    adapter.dispose()
 
 
 def factory(smtp: SMTPTestServer | None = None) -> NotificationFactory:
@@ -46,10 +61,9 @@ def paths(http: HTTPTestServer) -> list[str]:
 
 
 def test_hundred_runs_send_one_notification_per_channel(
-    tmp_path: Path, state_db_url: str, http_server: HTTPTestServer, smtp_server: SMTPTestServer
+    stores: DataAndState, http_server: HTTPTestServer, smtp_server: SMTPTestServer
 ) -> None:
-    adapter = DatabaseAdapter(create_data_engine(make_data_db(tmp_path / "data.db")))
-    engine = create_state_engine(state_db_url)
+    adapter, engine = stores
     executor = AlertExecutor(engine, factory(smtp_server))
     alert = make_alert(all_channels(http_server))
     results = [executor.execute_alert(alert, adapter, triggered_by="CLI") for _ in range(100)]
@@ -63,8 +77,6 @@ def test_hundred_runs_send_one_notification_per_channel(
     stats = ExecutionHistory(engine).get_statistics("low_metric")
     assert stats["total_executions"] == 100 and stats["success_rate"] == 0.0
     assert stats["notifications_sent"] == 3
-    engine.dispose()
-    adapter.dispose()
 
 
 def test_concurrent_runs_notify_once(
@@ -152,11 +164,10 @@ def test_minimum_interval_and_silence_hold(
 
 
 def test_channel_failing_three_times_then_succeeding_delivers_once(
-    tmp_path: Path, state_db_url: str, http_server: HTTPTestServer
+    stores: DataAndState, http_server: HTTPTestServer
 ) -> None:
     http_server.respond(500, 502, 503)
-    adapter = DatabaseAdapter(create_data_engine(make_data_db(tmp_path / "data.db")))
-    engine = create_state_engine(state_db_url)
+    adapter, engine = stores
     executor = AlertExecutor(engine, factory())
     alert = make_alert([{"channel": "webhook", "webhook_url": http_server.url_for("/hook")}])
     result = executor.execute_alert(alert, adapter)
@@ -167,17 +178,14 @@ def test_channel_failing_three_times_then_succeeding_delivers_once(
     assert keys == {str(result.notifications[0].notification_id)}
     record = ExecutionHistory(engine).get_recent_executions("low_metric", 1)[0]
     assert record.notification_sent and record.notification_error is None
-    engine.dispose()
-    adapter.dispose()
 
 
 def test_endpoint_down_is_retried_by_a_later_run(
-    tmp_path: Path, state_db_url: str, http_server: HTTPTestServer
+    stores: DataAndState, http_server: HTTPTestServer
 ) -> None:
     clock = FakeClock()
     http_server.respond(503, 503, 503, 503)
-    adapter = DatabaseAdapter(create_data_engine(make_data_db(tmp_path / "data.db")))
-    engine = create_state_engine(state_db_url)
+    adapter, engine = stores
     executor = AlertExecutor(engine, factory(), clock=clock)
     alert = make_alert([{"channel": "webhook", "webhook_url": http_server.url_for("/hook/tok3n")}])
 
@@ -198,16 +206,13 @@ def test_endpoint_down_is_retried_by_a_later_run(
     ) == 5
     record = ExecutionHistory(engine).get_recent_executions("low_metric", 1)[0]
     assert record.notification_sent and record.notification_error is None
-    engine.dispose()
-    adapter.dispose()
 
 
 def test_permanent_failure_is_recorded_not_retried(
-    tmp_path: Path, state_db_url: str, http_server: HTTPTestServer
+    stores: DataAndState, http_server: HTTPTestServer
 ) -> None:
     http_server.respond(404)
-    adapter = DatabaseAdapter(create_data_engine(make_data_db(tmp_path / "data.db")))
-    engine = create_state_engine(state_db_url)
+    adapter, engine = stores
     executor = AlertExecutor(engine, factory())
     alert = make_alert([{"channel": "webhook", "webhook_url": http_server.url_for("/gone")}])
     result = executor.execute_alert(alert, adapter)
@@ -216,25 +221,23 @@ def test_permanent_failure_is_recorded_not_retried(
     record = ExecutionHistory(engine).get_recent_executions("low_metric", 1)[0]
     assert "404" in (record.notification_error or "")
     assert not record.notification_sent
-    engine.dispose()
-    adapter.dispose()
 
 
-def test_email_without_smtp_host_is_a_recorded_failure(tmp_path: Path, state_db_url: str) -> None:
-    adapter = DatabaseAdapter(create_data_engine(make_data_db(tmp_path / "data.db")))
-    engine = create_state_engine(state_db_url)
+def test_email_without_smtp_host_is_a_recorded_failure(
+    stores: DataAndState,
+) -> None:
+    adapter, engine = stores
     executor = AlertExecutor(engine, factory())
     alert = make_alert([{"channel": "email", "recipients": ["oncall@example.com"]}])
     result = executor.execute_alert(alert, adapter)
     assert [n.status for n in result.notifications] == ["failed"]
     assert "SMTP_HOST" in (result.notifications[0].error or "")
-    engine.dispose()
-    adapter.dispose()
 
 
-def test_query_errors_are_recorded(tmp_path: Path, state_db_url: str) -> None:
-    adapter = DatabaseAdapter(create_data_engine(make_data_db(tmp_path / "data.db")))
-    engine = create_state_engine(state_db_url)
+def test_query_errors_are_recorded(
+    stores: DataAndState,
+) -> None:
+    adapter, engine = stores
     executor = AlertExecutor(engine, factory())
     cases = {
         "no_row": ("SELECT 'OK' AS status FROM metric WHERE 1 = 0", "no row"),
@@ -251,8 +254,6 @@ def test_query_errors_are_recorded(tmp_path: Path, state_db_url: str) -> None:
             conn.execute(sa.text("SELECT status FROM sqlsentinel_executions")).scalars().all()
         )
     assert statuses == ["error"] * 4
-    engine.dispose()
-    adapter.dispose()
 
 
 def test_a_delivery_answered_while_the_state_database_is_away_is_sent_once(
