@@ -1,18 +1,12 @@
 """Every tunable default in one place, each with the reason for its value.
 
-Environment variables override some of them at the edges (CLI, workers); library code reads them
-from here and never hard-codes its own.
+Plain constants: nothing here reads the environment. An operator overrides those that say so with
+``SENTINEL_<NAME>``, read where the value is used (by :mod:`sentinel.environment`, the namespace by
+:func:`sentinel.fleet.namespace`); library code takes its defaults from here and never hard-codes
+its own.
 """
 
 from __future__ import annotations
-
-import os
-
-
-def _seconds(name: str, default: float) -> float:
-    """An operator's override from the environment (``SENTINEL_<NAME>``), else the default."""
-    return float(os.environ.get(f"SENTINEL_{name}", default))
-
 
 #: Prefix of every queue name and Redis key (``SENTINEL_NAMESPACE``), so deployments can share a
 #: Redis without seeing each other's messages.
@@ -26,31 +20,30 @@ QUERY_TIMEOUT_SECONDS = 30.0
 POOL_SIZE = 5
 
 #: A claimed run whose worker has not finished it after this long (beyond the query timeout) is
-#: taken to be dead, and a duplicate message may take the run over.
-STALE_CLAIM_GRACE_SECONDS = _seconds("STALE_CLAIM_GRACE_SECONDS", 60.0)
+#: taken to be dead, and a duplicate message may take the run over
+#: (``SENTINEL_STALE_CLAIM_GRACE_SECONDS``).
+STALE_CLAIM_GRACE_SECONDS = 60.0
 
 #: How long a notifier holds an outbox row while it sends. Longer than a full retry round (attempts
 #: times the longest wait plus HTTP/SMTP timeouts), so two notifiers never send the same row at
-#: once; a notifier that dies leaves the row to be re-leased after this.
-DELIVERY_LEASE_SECONDS = _seconds("DELIVERY_LEASE_SECONDS", 300.0)
+#: once; a notifier that dies leaves the row to be re-leased after this
+#: (``SENTINEL_DELIVERY_LEASE_SECONDS``).
+DELIVERY_LEASE_SECONDS = 300.0
 
 #: Delivery rounds before an outbox row is given up as ``failed``. Each round is a full tenacity
 #: retry sequence; the rounds are spread over about a day by :data:`DELIVERY_ROUND_BACKOFF_SECONDS`
-#: so an endpoint that is down for a while still gets the message once it returns.
-DELIVERY_MAX_ROUNDS = int(_seconds("DELIVERY_MAX_ROUNDS", 6))
+#: so an endpoint that is down for a while still gets the message once it returns
+#: (``SENTINEL_DELIVERY_MAX_ROUNDS``).
+DELIVERY_MAX_ROUNDS = 6
 
 #: Wait before the n-th further round (the last value repeats);
 #: ``SENTINEL_DELIVERY_ROUND_BACKOFF_SECONDS`` takes a comma-separated list.
-DELIVERY_ROUND_BACKOFF_SECONDS = tuple(
-    float(v)
-    for v in os.environ.get(
-        "SENTINEL_DELIVERY_ROUND_BACKOFF_SECONDS", "60,300,1800,7200,21600"
-    ).split(",")
-)
+DELIVERY_ROUND_BACKOFF_SECONDS = (60.0, 300.0, 1800.0, 7200.0, 21600.0)
 
-#: Attempts inside one delivery round, and the exponential back-off with jitter between them.
+#: Attempts inside one delivery round, and the exponential back-off with jitter between them
+#: (its first wait: ``SENTINEL_DELIVERY_INITIAL_WAIT_SECONDS``).
 DELIVERY_ATTEMPTS = 4
-DELIVERY_INITIAL_WAIT_SECONDS = _seconds("DELIVERY_INITIAL_WAIT_SECONDS", 1.0)
+DELIVERY_INITIAL_WAIT_SECONDS = 1.0
 DELIVERY_MAX_WAIT_SECONDS = 30.0
 
 #: Per-request timeout for webhook and Slack calls, and for SMTP sessions.
@@ -59,9 +52,11 @@ NOTIFY_TIMEOUT_SECONDS = 10.0
 #: Rows shown by ``history`` when ``--limit`` is not given.
 HISTORY_LIMIT = 10
 
-#: After downtime, each alert's latest missed slot is run once if it is at most this old; older
-#: missed slots are logged as skipped (a run hours late is usually worse than none).
-CATCH_UP_GRACE_SECONDS = _seconds("CATCH_UP_GRACE_SECONDS", 600.0)
+#: After downtime, each alert's latest missed slot is run once if it is at most this old
+#: (``SENTINEL_CATCH_UP_GRACE_SECONDS``); older missed slots are logged as skipped (a run hours
+#: late is usually worse than none). A due run that waited in the queue longer than
+#: ``SENTINEL_MAX_LATENESS_SECONDS`` (by default this) is recorded as skipped too.
+CATCH_UP_GRACE_SECONDS = 600.0
 
 #: How often a scheduler (the fleet's active replica, or the one with no broker) asks the state
 #: database what is owed: lost runs, dead claims, notifications left pending.

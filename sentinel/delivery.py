@@ -22,7 +22,7 @@ from tenacity import (
     wait_exponential,
 )
 
-from sentinel import defaults
+from sentinel import environment
 from sentinel.errors import NotificationError, StateStoreError
 from sentinel.models import AlertEvent, DeliveryOutcome, utcnow
 from sentinel.outages import Dependency, outages
@@ -58,7 +58,10 @@ def event_from_row(row: outbox.OutboxRow) -> AlertEvent:
 
 
 class Deliverer:
-    """Delivers outbox rows with the services of one :class:`NotificationFactory`."""
+    """Delivers outbox rows with the services of one :class:`NotificationFactory`.
+
+    The lease and the rounds are the configured ones (``SENTINEL_DELIVERY_*``), read once here:
+    the lease a row is taken for is the one its outcome is recorded within."""
 
     def __init__(
         self, engine: Engine, factory: NotificationFactory, clock: Callable[[], datetime] = utcnow
@@ -66,10 +69,13 @@ class Deliverer:
         self.engine = engine
         self.factory = factory
         self.clock = clock
+        self.lease_seconds = environment.delivery_lease_seconds()
+        self.max_rounds = environment.delivery_max_rounds()
+        self.round_backoff = environment.delivery_round_backoff_seconds()
 
     def deliver(self, outbox_id: int, alerts: Mapping[str, AlertConfig]) -> DeliveryOutcome | None:
         """Send one row if it is due; ``None`` when another notifier has it or it is done."""
-        row = outbox.lease(self.engine, outbox_id, self.clock())
+        row = outbox.lease(self.engine, outbox_id, self.clock(), self.lease_seconds)
         if row is None:
             return None
         leased_at = time.monotonic()
@@ -117,7 +123,7 @@ class Deliverer:
         notifier send the row again. Inside the lease nobody else can, so the outcome is retried
         until the lease is nearly over (then the StateStoreError propagates, and the row is sent
         again after its lease: at least once, with the same idempotency key)."""
-        budget = max(0.0, defaults.DELIVERY_LEASE_SECONDS - RECORD_MARGIN_SECONDS)
+        budget = max(0.0, self.lease_seconds - RECORD_MARGIN_SECONDS)
         remaining = max(0.0, budget - (time.monotonic() - leased_at))
         for attempt in Retrying(
             retry=retry_if_exception_type(StateStoreError),
@@ -134,6 +140,8 @@ class Deliverer:
                     attempts=attempts,
                     error=error,
                     retryable=retryable,
+                    max_rounds=self.max_rounds,
+                    round_backoff=self.round_backoff,
                 )
         return outcome
 

@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any
 
 from sqlalchemy.engine import Engine
 
-from sentinel import defaults
+from sentinel import environment
 from sentinel.delivery import Deliverer, event_payload
 from sentinel.errors import NoDataError, SQLSentinelError
 from sentinel.models import (
@@ -70,6 +70,8 @@ class AlertExecutor:
         self.min_alert_interval_seconds = min_alert_interval_seconds
         self.clock = clock
         self.worker_id = worker_id or default_worker_id()
+        #: A claim older than the query timeout plus this is taken over by a duplicate message.
+        self.stale_claim_grace_seconds = environment.stale_claim_grace_seconds()
         self._deliverer = (
             Deliverer(state_db_engine, notification_factory, clock) if state_db_engine else None
         )
@@ -114,7 +116,7 @@ class AlertExecutor:
             scheduled_for=scheduled_for,
             worker_id=self.worker_id,
             now=now,
-            stale_after=timeout + defaults.STALE_CLAIM_GRACE_SECONDS,
+            stale_after=timeout + self.stale_claim_grace_seconds,
             message_id=message_id,
         )
         if claim is None:

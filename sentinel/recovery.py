@@ -13,8 +13,8 @@ it, whatever the broker remembers. A run is owed when
 
 Either is submitted again. The claim makes the new submission the only run (a duplicate finds the
 row and stops; a stale claim is taken over), so recovering too eagerly costs work, never a second
-notification. The deadline is the alert's timeout plus ``STALE_CLAIM_GRACE_SECONDS``, the same
-age at which a claim may be taken over.
+notification. The deadline is the alert's timeout plus the stale-claim grace
+(``SENTINEL_STALE_CLAIM_GRACE_SECONDS``), the same age at which a claim may be taken over.
 """
 
 from __future__ import annotations
@@ -26,7 +26,7 @@ from datetime import datetime, timedelta
 
 from sqlalchemy.engine import Engine
 
-from sentinel import defaults
+from sentinel import environment
 from sentinel.config import AlertConfig
 from sentinel.scheduling.due import DueRun
 from sentinel.store.runs import (
@@ -62,9 +62,14 @@ class RunRecovery:
         default_timeout: Callable[[], float],
         *,
         resend_messages: bool = True,
-        grace_seconds: float = defaults.STALE_CLAIM_GRACE_SECONDS,
-        catch_up_seconds: float = defaults.CATCH_UP_GRACE_SECONDS,
+        grace_seconds: float | None = None,
+        catch_up_seconds: float | None = None,
     ):
+        """``grace_seconds`` and ``catch_up_seconds`` default to the configured ones."""
+        if grace_seconds is None:
+            grace_seconds = environment.stale_claim_grace_seconds()
+        if catch_up_seconds is None:
+            catch_up_seconds = environment.catch_up_grace_seconds()
         self.engine = engine
         self.alerts = alerts
         self.default_timeout = default_timeout

@@ -15,7 +15,7 @@ from typing import Any
 import dramatiq
 from dramatiq.middleware import CurrentMessage, Middleware, Retries, TimeLimit
 
-from sentinel import defaults
+from sentinel import environment
 from sentinel.errors import SQLSentinelError, StateStoreError
 from sentinel.fleet import broker_url, namespace
 from workers.faults import broker_faults
@@ -29,11 +29,6 @@ MIN_BACKOFF_MS = 1_000
 MAX_BACKOFF_MS = 30_000
 #: Time limit of a message that is not an alert's run (each run's follows its alert's timeout).
 DEFAULT_TIME_LIMIT_MS = 60_000
-#: A due run still queued after this long is recorded as skipped, not run late
-#: (``SENTINEL_MAX_LATENESS_SECONDS``; the same as the scheduler's catch-up grace by default).
-DEFAULT_MAX_AGE_MS = int(
-    float(os.environ.get("SENTINEL_MAX_LATENESS_SECONDS", defaults.CATCH_UP_GRACE_SECONDS)) * 1000
-)
 
 
 def is_infrastructure_error(retries: int, exc: BaseException) -> bool:
@@ -50,9 +45,12 @@ def is_infrastructure_error(retries: int, exc: BaseException) -> bool:
 
 
 def middleware() -> list[Middleware]:
+    # A due run still queued after this long is recorded as skipped, not run late
+    # (``SENTINEL_MAX_LATENESS_SECONDS``; the same as the scheduler's catch-up grace by default).
+    max_age_ms = int(environment.max_lateness_seconds() * 1000)
     chosen: list[Middleware] = [
         ConnectionBudget(),
-        RecordStaleRuns(max_age=DEFAULT_MAX_AGE_MS),
+        RecordStaleRuns(max_age=max_age_ms),
         AlertTimeLimit(),  # before TimeLimit, which reads the limit it sets
         TimeLimit(time_limit=DEFAULT_TIME_LIMIT_MS),
         CurrentMessage(),

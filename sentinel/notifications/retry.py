@@ -9,10 +9,10 @@ a 429's ``Retry-After`` is honoured the same way for Slack and webhooks, and a p
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, TypeVar
 
-from sentinel import defaults
+from sentinel import defaults, environment
 from sentinel.errors import NotificationError
 
 if TYPE_CHECKING:
@@ -28,10 +28,12 @@ class RetryPolicy:
     ``attempts`` counts the first try. Waits grow exponentially from ``initial_wait`` with full
     jitter (so many workers retrying one endpoint spread out) up to ``max_wait``; a server that
     says how long to wait (HTTP 429/503 ``Retry-After``) is obeyed up to ``max_retry_after``.
+    A policy made without ``initial_wait`` has the configured one
+    (``SENTINEL_DELIVERY_INITIAL_WAIT_SECONDS``).
     """
 
     attempts: int = defaults.DELIVERY_ATTEMPTS
-    initial_wait: float = defaults.DELIVERY_INITIAL_WAIT_SECONDS
+    initial_wait: float = field(default_factory=environment.delivery_initial_wait_seconds)
     max_wait: float = defaults.DELIVERY_MAX_WAIT_SECONDS
     max_retry_after: float = 120.0
 

@@ -11,7 +11,7 @@ import threading
 from collections.abc import Callable
 from datetime import datetime, timedelta
 
-from sentinel import defaults
+from sentinel import defaults, environment
 from sentinel.config import SentinelConfig, load_config
 from sentinel.errors import SQLSentinelError
 from sentinel.models import utcnow
@@ -32,13 +32,16 @@ class ScheduleLoop:
         submit: Submit,
         *,
         clock: Callable[[], datetime] = utcnow,
-        grace: timedelta = timedelta(seconds=defaults.CATCH_UP_GRACE_SECONDS),
+        grace: timedelta | None = None,
         recorded: Callable[[list[DueRun]], set[tuple[str, datetime]]] | None = None,
         config: SentinelConfig | None = None,
     ):
+        if grace is None:
+            grace = timedelta(seconds=environment.catch_up_grace_seconds())
         self.config_path = config_path
         self.submit = submit
         self.clock = clock
+        #: How old a missed slot may be and still be caught up (default: the configured grace).
         self.grace = grace
         self.recorded = recorded
         self.config = config or load_config(config_path)

@@ -16,7 +16,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
-from sentinel import defaults
+from sentinel import environment
 from sentinel.models import DeliveryOutcome
 from sentinel.store.engine import inserted_id, read_transaction, write_transaction
 from sentinel.store.tables import executions, outbox
@@ -70,9 +70,12 @@ def insert_notifications(
 
 
 def lease(
-    engine: Engine, outbox_id: int, now: datetime, seconds: float = defaults.DELIVERY_LEASE_SECONDS
+    engine: Engine, outbox_id: int, now: datetime, seconds: float | None = None
 ) -> OutboxRow | None:
-    """Take the right to send one row; ``None`` if it is sent, failed, leased or not yet due."""
+    """Take the right to send one row for ``seconds`` (default: the configured lease); ``None``
+    if it is sent, failed, leased or not yet due."""
+    if seconds is None:
+        seconds = environment.delivery_lease_seconds()
     leasable = sa.or_(
         sa.and_(outbox.c.status == PENDING, outbox.c.next_attempt_at <= now),
         sa.and_(outbox.c.status == SENDING, outbox.c.lease_until < now),
@@ -112,16 +115,22 @@ def complete(
     attempts: int,
     error: str | None = None,
     retryable: bool = False,
+    max_rounds: int | None = None,
+    round_backoff: Sequence[float] | None = None,
 ) -> DeliveryOutcome:
-    """Record how a leased delivery ended and mirror it on the execution row."""
+    """Record how a leased delivery ended and mirror it on the execution row (``max_rounds`` and
+    ``round_backoff`` default to the configured ones)."""
+    if max_rounds is None:
+        max_rounds = environment.delivery_max_rounds()
+    if round_backoff is None:
+        round_backoff = environment.delivery_round_backoff_seconds()
     if error is None:
         status = SENT
-    elif retryable and row.rounds < defaults.DELIVERY_MAX_ROUNDS:
+    elif retryable and row.rounds < max_rounds:
         status = PENDING
     else:
         status = FAILED
-    backoff = defaults.DELIVERY_ROUND_BACKOFF_SECONDS
-    wait = backoff[min(row.rounds - 1, len(backoff) - 1)]
+    wait = round_backoff[min(row.rounds - 1, len(round_backoff) - 1)]
     with write_transaction(engine) as conn:
         conn.execute(
             outbox.update()
