@@ -81,7 +81,8 @@ class ExecutionHistory:
         return self._with_notifications(query)
 
     def by_ids(self, ids: list[int]) -> list[ExecutionRecord]:
-        """These executions (one query, whatever their number), without notifications."""
+        """These executions with their notifications (two queries per 500 ids, whatever their
+        number: the chunks keep every statement under SQLite's and drivers' parameter limits)."""
         if not ids:
             return []
         ensure_schema(self.engine)
@@ -90,7 +91,11 @@ class ExecutionHistory:
             for start in range(0, len(ids), 500):
                 chunk = ids[start : start + 500]
                 query = sa.select(executions).where(executions.c.id.in_(chunk))
-                records.extend(_record(row) for row in conn.execute(query))
+                found = [_record(row) for row in conn.execute(query)]
+                notes = outcomes_for(conn, chunk)
+                for record in found:
+                    record.notifications = notes.get(record.id or 0, [])
+                records.extend(found)
         return records
 
     def for_messages(self, message_ids: list[str]) -> list[ExecutionRecord]:
