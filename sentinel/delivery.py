@@ -23,6 +23,7 @@ from tenacity import (
 )
 
 from sentinel import environment
+from sentinel.enums import Outcome
 from sentinel.errors import NotificationError, StateStoreError
 from sentinel.models import AlertEvent, DeliveryOutcome, utcnow
 from sentinel.outages import Dependency, outages
@@ -53,6 +54,8 @@ def event_from_row(row: outbox.OutboxRow) -> AlertEvent:
     for key in ("executed_at", "scheduled_for", "firing_since"):
         if isinstance(data.get(key), str):
             data[key] = datetime.fromisoformat(data[key])
+    if "status" in data:
+        data["status"] = Outcome(data["status"])
     data.update(event=row.event, notification_id=row.id)
     return AlertEvent(**data)
 

@@ -20,10 +20,9 @@ from sqlalchemy.engine import Engine
 
 from sentinel import environment
 from sentinel.delivery import Deliverer, event_payload
+from sentinel.enums import DeliveryStatus, Event, ExecutionStatus, Outcome
 from sentinel.errors import NoDataError, SQLSentinelError
 from sentinel.models import (
-    ALERT,
-    ERROR,
     AlertEvent,
     AlertState,
     DeliveryOutcome,
@@ -33,7 +32,7 @@ from sentinel.models import (
 )
 from sentinel.mute import is_muted
 from sentinel.redact import redact
-from sentinel.rules import NODATA, AlertRules, Transition, decide, effective_outcome
+from sentinel.rules import AlertRules, Transition, decide, effective_outcome
 from sentinel.store.runs import EXECUTION_STATUS, RunOutcome, apply_outcome, claim_run
 from sentinel.store.schema import ensure_schema
 
@@ -151,8 +150,8 @@ class AlertExecutor:
                 or DeliveryOutcome(
                     notification_id=outbox_id,
                     channel=channel,
-                    event=applied.transition.event or "firing",
-                    status="pending",
+                    event=applied.transition.event or Event.FIRING,
+                    status=DeliveryStatus.PENDING,
                 )
             )
         result = ExecutionResult(
@@ -216,7 +215,9 @@ class AlertExecutor:
                 raise
             error = redact(f"interrupted: {type(exc).__name__} (the run's time limit)")
         duration_ms = (time.perf_counter() - started) * 1000.0
-        outcome = result.status if result is not None else (NODATA if no_data else ERROR)
+        outcome = (
+            result.status if result is not None else (Outcome.NODATA if no_data else Outcome.ERROR)
+        )
         return RunOutcome(outcome, result, error, duration_ms, self.clock())
 
     @staticmethod
@@ -229,7 +230,7 @@ class AlertExecutor:
     ) -> AlertEvent:
         result = run.query_result
         return AlertEvent(
-            event="firing",
+            event=Event.FIRING,
             alert_name=alert.name,
             status=run.outcome,
             description=alert.description,
@@ -255,7 +256,7 @@ class AlertExecutor:
 
         Fetched before the state transaction, so no lock is held while the database works; a
         failing details query never fails the run, it only leaves the table out."""
-        if not alert.details_query or run.outcome != ALERT:
+        if not alert.details_query or run.outcome != Outcome.ALERT:
             return []
         try:
             rows = db_adapter.fetch_rows(alert.details_query, alert.details_limit, alert.timeout)
@@ -275,7 +276,9 @@ class AlertExecutor:
             state, run.outcome, rules, now, silenced=silenced, muted=is_muted(alert.mute, now)
         )
         would_send = [
-            DeliveryOutcome(channel=n.channel, event=transition.event, status="dry-run")
+            DeliveryOutcome(
+                channel=n.channel, event=transition.event, status=DeliveryStatus.DRY_RUN
+            )
             for n in alert.notify
             if transition.notify and transition.event
         ]
@@ -317,7 +320,7 @@ class AlertExecutor:
         return ExecutionResult(
             alert_name=alert.name,
             timestamp=now.isoformat(),
-            status="success",
+            status=ExecutionStatus.SUCCESS,
             duration_ms=0.0,
             triggered_by=triggered_by,
             scheduled_for=scheduled_for.isoformat() if scheduled_for else None,
@@ -339,4 +342,4 @@ class AlertExecutor:
 from sentinel.store.history import ExecutionHistory  # noqa: E402
 from sentinel.store.state import StateManager  # noqa: E402
 
-__all__ = ["ALERT", "AlertExecutor", "ExecutionHistory", "StateManager"]
+__all__ = ["AlertExecutor", "ExecutionHistory", "StateManager"]

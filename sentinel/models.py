@@ -13,16 +13,22 @@ from typing import Any
 
 from pydantic import BaseModel, Field, field_validator
 
-ALERT = "ALERT"
-OK = "OK"
-ERROR = "ERROR"
+from sentinel.enums import (
+    FINISHED,
+    AlertStatus,
+    Channel,
+    DeliveryStatus,
+    Event,
+    ExecutionStatus,
+    Outcome,
+)
 
 
-def alert_or_ok(value: object) -> str | None:
-    """``'ALERT'`` or ``'OK'`` for a status column's value (any case, any padding), else None:
+def alert_or_ok(value: object) -> Outcome | None:
+    """``ALERT`` or ``OK`` for a status column's value (any case, any padding), else None:
     the one reading of the result contract's status."""
     normalised = value.strip().upper() if isinstance(value, str) else None
-    return normalised if normalised in (ALERT, OK) else None
+    return Outcome(normalised) if normalised in (Outcome.ALERT, Outcome.OK) else None
 
 
 def utcnow() -> datetime:
@@ -33,14 +39,14 @@ def utcnow() -> datetime:
 class QueryResult(BaseModel):
     """The one row an alert query returns, read through the result contract."""
 
-    status: str = Field(..., description="Alert status: ALERT or OK")
+    status: Outcome = Field(..., description="Alert status: ALERT or OK")
     actual_value: Any = Field(None, description="The metric value that triggered the alert")
     threshold: Any = Field(None, description="The threshold that was exceeded")
     context: dict[str, Any] = Field(default_factory=dict, description="Additional context fields")
 
     @field_validator("status", mode="before")
     @classmethod
-    def validate_status(cls, v: object) -> str:
+    def validate_status(cls, v: object) -> Outcome:
         normalised = alert_or_ok(v)
         if normalised is None:
             raise ValueError(f"Status must be 'ALERT' or 'OK', got {v!r}")
@@ -51,9 +57,9 @@ class DeliveryOutcome(BaseModel):
     """What happened to one notification of one execution (an outbox row)."""
 
     notification_id: int | None = None
-    channel: str
-    event: str
-    status: str  # pending | sent | failed
+    channel: Channel
+    event: Event
+    status: DeliveryStatus
     error: str | None = None
     attempts: int = 0
 
@@ -63,7 +69,7 @@ class ExecutionResult(BaseModel):
 
     alert_name: str
     timestamp: str = Field(..., description="Execution timestamp (ISO format)")
-    status: str = Field(..., description="Execution status: success, failure, error")
+    status: ExecutionStatus = Field(..., description="Execution status: success, failure, error")
     query_result: QueryResult | None = None
     duration_ms: float
     error: str | None = None
@@ -75,13 +81,13 @@ class ExecutionResult(BaseModel):
     dry_run: bool = False
     duplicate: bool = Field(False, description="The run was already recorded; nothing was done")
 
-    @field_validator("status")
+    @field_validator("status", mode="before")
     @classmethod
-    def validate_status(cls, v: str) -> str:
-        v = v.lower()
-        if v not in ("success", "failure", "error"):
+    def validate_status(cls, v: object) -> ExecutionStatus:
+        v = str(v).lower()
+        if v not in FINISHED:
             raise ValueError(f"Status must be 'success', 'failure', or 'error', got '{v}'")
-        return v
+        return ExecutionStatus(v)
 
 
 @dataclass
@@ -89,7 +95,7 @@ class AlertState:
     """Per-alert memory that turns a stream of results into one notification per incident."""
 
     alert_name: str
-    current_status: str | None = None  # OK, PENDING or ALERT (firing); errors leave it unchanged
+    current_status: AlertStatus | None = None  # errors leave it unchanged
     last_execution_at: datetime | None = None
     last_alert_at: datetime | None = None  # when a notification was last decided
     consecutive_alerts: int = 0
@@ -98,13 +104,13 @@ class AlertState:
     silence_until: datetime | None = None
     created_at: datetime | None = None
     updated_at: datetime | None = None
-    last_outcome: str | None = None  # ALERT, OK or ERROR: what the latest run produced
+    last_outcome: Outcome | None = None  # what the latest run produced
     last_error: str | None = None
     status_since: datetime | None = None  # when current_status last changed
     last_execution_id: int | None = None
     # The incident's latest firing notification (None: not notified during this incident).
     incident_notified_at: datetime | None = None
-    held: str | None = None  # "firing" or "resolved": held by a mute window, sent when it ends
+    held: Event | None = None  # firing or resolved: held by a mute window, sent when it ends
     error_notified: bool = False  # the current error streak has been notified
     firing_since: datetime | None = None  # set when an incident resolves: when it started
 
@@ -128,7 +134,7 @@ class ExecutionRecord:
     alert_name: str
     executed_at: datetime
     execution_duration_ms: float
-    status: str  # 'success', 'failure', 'error' (and 'running' while claimed)
+    status: ExecutionStatus
     actual_value: float | None = None
     threshold: float | None = None
     query: str | None = None
@@ -140,7 +146,7 @@ class ExecutionRecord:
     id: int | None = None
     scheduled_for: datetime | None = None
     finished_at: datetime | None = None
-    result_status: str | None = None  # ALERT / OK as the query said it
+    result_status: Outcome | None = None  # as the query said it
     notifications: list[DeliveryOutcome] = field(default_factory=list)
 
 
@@ -148,9 +154,9 @@ class ExecutionRecord:
 class AlertEvent:
     """Everything a channel needs to render one notification. Holds no secret by construction."""
 
-    event: str  # firing | resolved | error
+    event: Event
     alert_name: str
-    status: str  # ALERT | OK | ERROR
+    status: Outcome
     description: str | None = None
     actual_value: Any = None
     threshold: Any = None

@@ -28,9 +28,9 @@ from sqlalchemy.engine import Engine
 
 from sentinel import environment
 from sentinel.config import AlertConfig
+from sentinel.enums import ExecutionStatus
 from sentinel.scheduling.due import DueRun
 from sentinel.store.runs import (
-    SKIPPED,
     RunningRun,
     abandon_run,
     recorded_slots,
@@ -131,7 +131,9 @@ class RunRecovery:
         for run in running_claimed_before(self.engine, now - timedelta(seconds=self.grace)):
             alert = alerts.get(run.alert_name)
             if alert is None:
-                self._abandon(run, "error", "abandoned: the alert left the configuration", now)
+                self._abandon(
+                    run, ExecutionStatus.ERROR, "abandoned: the alert left the configuration", now
+                )
                 continue
             deadline = self.deadline(alert)
             if run.claimed_at > now - deadline:
@@ -139,10 +141,12 @@ class RunRecovery:
             if run.scheduled_for is not None and run.scheduled_for < now - self.catch_up:
                 # Running it now would be later than a missed slot may run: say so instead.
                 reason = "not finished: its worker stopped, and the slot is past catch-up"
-                self._abandon(run, SKIPPED, reason, now)
+                self._abandon(run, ExecutionStatus.SKIPPED, reason, now)
                 continue
             if run.scheduled_for is None and not (self.resend_messages and run.message_id):
-                self._abandon(run, "error", "abandoned: the process running it stopped", now)
+                self._abandon(
+                    run, ExecutionStatus.ERROR, "abandoned: the process running it stopped", now
+                )
                 continue
             resent = self._resent.get(run.execution_id)
             if resent is not None and resent > now - deadline:
@@ -153,7 +157,9 @@ class RunRecovery:
             owed.append(OwedRun(alert, run.scheduled_for, run.triggered_by, message_id, reason))
         return owed
 
-    def _abandon(self, run: RunningRun, status: str, reason: str, now: datetime) -> None:
+    def _abandon(
+        self, run: RunningRun, status: ExecutionStatus, reason: str, now: datetime
+    ) -> None:
         if abandon_run(self.engine, run, reason, now, status=status):
             log.warning(
                 "execution alert=%s scheduled_for=%s status=%s %s",

@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Any
 
 from pydantic import BaseModel
 
+from sentinel.enums import AlertStatus, DeliveryStatus, ExecutionStatus, Outcome
 from sentinel.models import DeliveryOutcome, ExecutionRecord, ExecutionResult
 from sentinel.redact import redact
 from sentinel.serialization import to_jsonable
@@ -17,7 +18,12 @@ from sentinel.serialization import to_jsonable
 if TYPE_CHECKING:
     from sentinel.health import Health
 
-_LABEL = {"success": "OK", "failure": "ALERT", "error": "ERROR", "running": "RUNNING"}
+_LABEL = {
+    ExecutionStatus.SUCCESS: "OK",
+    ExecutionStatus.FAILURE: "ALERT",
+    ExecutionStatus.ERROR: "ERROR",
+    ExecutionStatus.RUNNING: "RUNNING",
+}
 
 
 def table(headers: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:
@@ -68,7 +74,7 @@ def deliveries(outcomes: Sequence[DeliveryOutcome]) -> str:
     parts = []
     for o in outcomes:
         text = f"{o.channel} {o.status}"
-        if o.error and o.status != "sent":
+        if o.error and o.status != DeliveryStatus.SENT:
             text += f" ({o.error})"
         parts.append(text)
     return "; ".join(parts)
@@ -101,8 +107,8 @@ def run_results(results: Sequence[ExecutionResult]) -> str:
 
 
 def run_summary(results: Sequence[ExecutionResult]) -> str:
-    firing = sum(1 for r in results if r.status == "failure")
-    errors = sum(1 for r in results if r.status == "error")
+    firing = sum(1 for r in results if r.status == ExecutionStatus.FAILURE)
+    errors = sum(1 for r in results if r.status == ExecutionStatus.ERROR)
     outcomes = [n.status for r in results for n in r.notifications]
     text = f"{len(results)} alerts run: {firing} firing, {errors} errors"
     if outcomes:
@@ -157,7 +163,7 @@ def status_rows(rows: Sequence[Any], now: datetime) -> str:
             label += " (disabled)"
         pending = (
             f"{state.consecutive_alerts}/{r.alert.fire_after}"
-            if state.current_status == "PENDING"
+            if state.current_status == AlertStatus.PENDING
             else None
         )
         silenced = (
@@ -165,7 +171,7 @@ def status_rows(rows: Sequence[Any], now: datetime) -> str:
         )
         last = r.last_run
         problems = []
-        if state.last_outcome == "ERROR" and state.last_error:
+        if state.last_outcome == Outcome.ERROR and state.last_error:
             problems.append(f"last run failed: {state.last_error}")
         if last is not None and last.notification_error:
             problems.append(f"notification: {last.notification_error}")

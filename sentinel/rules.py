@@ -14,11 +14,8 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 
-from sentinel.models import ALERT, ERROR, OK, AlertState
-
-FIRING, RESOLVED, ERRORED = "firing", "resolved", "error"
-PENDING = "PENDING"
-NODATA = "NODATA"
+from sentinel.enums import AlertStatus, Event, Outcome, Reason
+from sentinel.models import AlertState
 
 
 @dataclass(frozen=True)
@@ -41,17 +38,32 @@ class Transition:
 
     state: AlertState
     notify: bool
-    event: str | None
-    reason: str
-    outcome: str  # the outcome after no-data handling: ALERT, OK, ERROR or NODATA (kept)
+    event: Event | None
+    reason: Reason
+    #: The outcome after no-data handling: ALERT, OK, ERROR or NODATA (kept).
+    outcome: Outcome
+    #: How far a counted reason has got (``1/3`` for ``pending``), else ``None``.
+    progress: str | None = None
+
+    def __str__(self) -> str:
+        return f"{self.reason} {self.progress}" if self.progress else str(self.reason)
 
 
-def effective_outcome(outcome: str, rules: AlertRules) -> str:
+_NO_DATA = {
+    "ok": Outcome.OK,
+    "alert": Outcome.ALERT,
+    "error": Outcome.ERROR,
+    "keep": Outcome.NODATA,
+}
+
+
+def effective_outcome(outcome: str, rules: AlertRules) -> Outcome:
     """What a run counts as: a query with no row becomes what ``on_no_data`` says."""
-    outcome = outcome.upper()
-    if outcome != NODATA:
-        return outcome
-    return {"ok": OK, "alert": ALERT, "error": ERROR, "keep": NODATA}[rules.on_no_data]
+    try:
+        read = Outcome(outcome.upper())
+    except ValueError:
+        raise ValueError(f"unknown outcome {outcome!r}") from None
+    return _NO_DATA[rules.on_no_data] if read == Outcome.NODATA else read
 
 
 def decide(
@@ -65,23 +77,21 @@ def decide(
 ) -> Transition:
     """Apply one run's outcome (``ALERT``, ``OK``, ``ERROR`` or ``NODATA``) to ``state``."""
     outcome = effective_outcome(outcome, rules)
-    if outcome not in (ALERT, OK, ERROR, NODATA):
-        raise ValueError(f"unknown outcome {outcome!r}")
     if silenced is None:
         silenced = state.is_silenced(now)
     new = replace(state, last_execution_at=now, updated_at=now)
     if new.created_at is None:
         new.created_at = now
-    if outcome == NODATA:  # on_no_data: keep — as if the run had not happened
-        return Transition(new, False, None, "no data: state kept", outcome)
+    if outcome == Outcome.NODATA:  # on_no_data: keep — as if the run had not happened
+        return Transition(new, False, None, Reason.NO_DATA_KEPT, outcome)
     new.last_outcome = outcome
-    if outcome == ERROR:
+    if outcome == Outcome.ERROR:
         return _on_error(state, new, rules, silenced, outcome)
 
     new.consecutive_errors = 0
     new.error_notified = False
     new.last_error = None
-    if outcome == OK:
+    if outcome == Outcome.OK:
         new.consecutive_successes = state.consecutive_successes + 1
         new.consecutive_alerts = 0
         return _on_ok(state, new, rules, now, silenced, muted)
@@ -90,28 +100,27 @@ def decide(
     return _on_alert(state, new, rules, now, silenced, muted)
 
 
-def _set_status(new: AlertState, status: str, now: datetime) -> None:
+def _set_status(new: AlertState, status: AlertStatus, now: datetime) -> None:
     if new.current_status != status:
         new.current_status = status
         new.status_since = now
 
 
 def _on_error(
-    state: AlertState, new: AlertState, rules: AlertRules, silenced: bool, outcome: str
+    state: AlertState, new: AlertState, rules: AlertRules, silenced: bool, outcome: Outcome
 ) -> Transition:
     # An error is not a recovery: the ALERT/OK status stays, so an incident that errors in
     # between is not notified twice.
     new.consecutive_errors = state.consecutive_errors + 1
     if rules.on_error != "notify" or state.error_notified:
-        return Transition(new, False, None, "query error", outcome)
+        return Transition(new, False, None, Reason.QUERY_ERROR, outcome)
     if new.consecutive_errors < rules.error_after:
-        return Transition(
-            new, False, None, f"error {new.consecutive_errors}/{rules.error_after}", outcome
-        )
+        count = f"{new.consecutive_errors}/{rules.error_after}"
+        return Transition(new, False, None, Reason.ERROR_COUNTING, outcome, count)
     if silenced:
-        return Transition(new, False, None, "error while silenced", outcome)
+        return Transition(new, False, None, Reason.ERROR_WHILE_SILENCED, outcome)
     new.error_notified = True
-    return Transition(new, True, ERRORED, "query failing", outcome)
+    return Transition(new, True, Event.ERROR, Reason.QUERY_FAILING, outcome)
 
 
 def _on_ok(
@@ -122,33 +131,32 @@ def _on_ok(
     silenced: bool,
     muted: bool,
 ) -> Transition:
-    if state.current_status != ALERT:
-        _set_status(new, OK, now)
-        if state.held == RESOLVED and not muted:
+    ok = Outcome.OK
+    if state.current_status != AlertStatus.ALERT:
+        _set_status(new, AlertStatus.OK, now)
+        if state.held == Event.RESOLVED and not muted:
             new.held = None
-            return Transition(
-                new, not silenced, RESOLVED if not silenced else None, "held recovery", OK
-            )
-        if state.held == FIRING:
+            event = Event.RESOLVED if not silenced else None
+            return Transition(new, not silenced, event, Reason.HELD_RECOVERY, ok)
+        if state.held == Event.FIRING:
             new.held = None  # it resolved during the mute window: nothing to send
-        return Transition(new, False, None, "ok", OK)
+        return Transition(new, False, None, Reason.OK, ok)
     if new.consecutive_successes < rules.resolve_after:
-        return Transition(
-            new, False, None, f"resolving {new.consecutive_successes}/{rules.resolve_after}", OK
-        )
+        count = f"{new.consecutive_successes}/{rules.resolve_after}"
+        return Transition(new, False, None, Reason.RESOLVING, ok, count)
     firing_since = state.status_since
-    _set_status(new, OK, now)
+    _set_status(new, AlertStatus.OK, now)
     notified = state.incident_notified_at is not None
     new.incident_notified_at = None
     new.firing_since = firing_since
-    if state.held == FIRING:
+    if state.held == Event.FIRING:
         new.held = None
     if not (rules.notify_on_recovery and notified) or silenced:
-        return Transition(new, False, None, "resolved", OK)
+        return Transition(new, False, None, Reason.RESOLVED, ok)
     if muted:
-        new.held = RESOLVED
-        return Transition(new, False, None, "resolved during a mute window: held", OK)
-    return Transition(new, True, RESOLVED, "resolved", OK)
+        new.held = Event.RESOLVED
+        return Transition(new, False, None, Reason.RESOLVED_WHILE_MUTED, ok)
+    return Transition(new, True, Event.RESOLVED, Reason.RESOLVED, ok)
 
 
 def _on_alert(
@@ -159,42 +167,43 @@ def _on_alert(
     silenced: bool,
     muted: bool,
 ) -> Transition:
-    if state.current_status != ALERT:
+    alert = Outcome.ALERT
+    if state.current_status != AlertStatus.ALERT:
         if new.consecutive_alerts < rules.fire_after:
-            _set_status(new, PENDING, now)
-            return Transition(
-                new, False, None, f"pending {new.consecutive_alerts}/{rules.fire_after}", ALERT
-            )
-        _set_status(new, ALERT, now)
+            _set_status(new, AlertStatus.PENDING, now)
+            count = f"{new.consecutive_alerts}/{rules.fire_after}"
+            return Transition(new, False, None, Reason.PENDING, alert, count)
+        _set_status(new, AlertStatus.ALERT, now)
         new.incident_notified_at = None
         new.held = None
-        return _try_firing(new, rules, now, silenced, muted, "transition into ALERT")
+        return _try_firing(new, rules, now, silenced, muted, Reason.INTO_ALERT)
     # Still firing: a held notification, a repeat, or nothing.
-    if state.held == FIRING and not muted:
-        return _try_firing(new, rules, now, silenced, muted, "mute window over, still firing")
+    if state.held == Event.FIRING and not muted:
+        return _try_firing(new, rules, now, silenced, muted, Reason.MUTE_OVER)
     repeat = rules.repeat_interval_seconds
-    if repeat is None or state.held == FIRING:
-        return Transition(new, False, None, "already firing", ALERT)
+    if repeat is None or state.held == Event.FIRING:
+        return Transition(new, False, None, Reason.ALREADY_FIRING, alert)
     last = state.incident_notified_at
     if last is not None and now < last + timedelta(seconds=repeat):
-        return Transition(new, False, None, "already firing", ALERT)
-    return _try_firing(new, rules, now, silenced, muted, "repeat while firing")
+        return Transition(new, False, None, Reason.ALREADY_FIRING, alert)
+    return _try_firing(new, rules, now, silenced, muted, Reason.REPEAT)
 
 
 def _try_firing(
-    new: AlertState, rules: AlertRules, now: datetime, silenced: bool, muted: bool, why: str
+    new: AlertState, rules: AlertRules, now: datetime, silenced: bool, muted: bool, why: Reason
 ) -> Transition:
+    alert = Outcome.ALERT
     if silenced:
-        return Transition(new, False, None, "silenced", ALERT)
+        return Transition(new, False, None, Reason.SILENCED, alert)
     if muted:
-        new.held = FIRING
-        return Transition(new, False, None, "muted: held until the window ends", ALERT)
+        new.held = Event.FIRING
+        return Transition(new, False, None, Reason.MUTED, alert)
     last = new.last_alert_at
     interval = timedelta(seconds=rules.min_interval_seconds)
     if rules.min_interval_seconds > 0 and last is not None and now < last + interval:
         new.held = None
-        return Transition(new, False, None, "inside the minimum interval", ALERT)
+        return Transition(new, False, None, Reason.MIN_INTERVAL, alert)
     new.held = None
     new.last_alert_at = now
     new.incident_notified_at = now
-    return Transition(new, True, FIRING, why, ALERT)
+    return Transition(new, True, Event.FIRING, why, alert)

@@ -17,6 +17,7 @@ import sqlalchemy as sa
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from sentinel.enums import Outcome
 from sentinel.models import QueryResult
 from sentinel.rules import AlertRules
 from sentinel.store import create_state_engine, ensure_schema
@@ -167,7 +168,7 @@ def replay(engine: sa.Engine, rules: AlertRules, steps: list[tuple[str, int, str
         )
         assert claim is not None
         result = QueryResult(status=outcome) if outcome in ("ALERT", "OK") else None
-        run = RunOutcome(outcome, result, None if result else "x", 1.0, now)
+        run = RunOutcome(Outcome(outcome), result, None if result else "x", 1.0, now)
         applied = apply_outcome(
             engine, claim, run, rules, ["webhook"], lambda _: {}, labels={}, muted=muted
         )

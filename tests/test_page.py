@@ -26,6 +26,7 @@ from sentinel.api.chart import chart
 from sentinel.api.page import local_path
 from sentinel.config import load_config
 from sentinel.deployment import Deployment
+from sentinel.enums import ExecutionStatus
 from sentinel.models import ExecutionRecord
 from tests.alerting import THRESHOLD_QUERY, FakeClock, make_data_db
 from tests.databases import CI
@@ -236,7 +237,9 @@ def test_private_page_needs_a_login(build: Build) -> None:
 def test_chart_edges() -> None:
     def run(value: float | None, minute: int, threshold: float | None = None) -> ExecutionRecord:
         at = FakeClock().now.replace(minute=minute)
-        return ExecutionRecord("a", at, 1.0, "success", actual_value=value, threshold=threshold)
+        return ExecutionRecord(
+            "a", at, 1.0, ExecutionStatus.SUCCESS, actual_value=value, threshold=threshold
+        )
 
     assert chart([run(None, 0)]) is None
     one = chart([run(3.0, 0, threshold=3.0)])

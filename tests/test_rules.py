@@ -7,6 +7,7 @@ from datetime import datetime, timedelta
 from hypothesis import given
 from hypothesis import strategies as st
 
+from sentinel.enums import AlertStatus
 from sentinel.models import AlertState
 from sentinel.rules import AlertRules, decide
 
@@ -61,9 +62,9 @@ def test_silence_holds_and_is_not_reported_later() -> None:
 
 
 def test_should_notify_is_answered_by_decide() -> None:
-    state = AlertState("a", current_status="OK")
+    state = AlertState("a", current_status=AlertStatus.OK)
     assert state.should_notify("ALERT", now=T0)
-    assert not AlertState("a", current_status="ALERT").should_notify("ALERT", now=T0)
+    assert not AlertState("a", current_status=AlertStatus.ALERT).should_notify("ALERT", now=T0)
     silenced = AlertState("a", silence_until=T0 + timedelta(minutes=5))
     assert not silenced.should_notify("ALERT", now=T0)
 

@@ -12,6 +12,7 @@ from alembic.config import Config
 from alembic.script import ScriptDirectory
 from sqlalchemy.engine import Connection, Engine
 
+from sentinel.enums import Outcome
 from sentinel.models import QueryResult
 from sentinel.rules import AlertRules
 from sentinel.store import SchemaManager, StateManager, create_state_engine, ensure_schema
@@ -59,7 +60,7 @@ def claim(
 
 
 def outcome(status: str, at: datetime) -> RunOutcome:
-    return RunOutcome(status, QueryResult(status=status, actual_value=1.5), None, 3.0, at)
+    return RunOutcome(Outcome(status), QueryResult(status=status, actual_value=1.5), None, 3.0, at)
 
 
 def test_a_slot_is_claimed_once_and_a_dead_claim_is_taken_over(db_url: str) -> None:

@@ -25,6 +25,7 @@ from sentinel.api.chart import CHART_POINTS, chart
 from sentinel.api.context import ApiContext, bearer, context
 from sentinel.config import AlertConfig
 from sentinel.durations import end_after, parse_duration
+from sentinel.enums import AlertStatus
 from sentinel.errors import UsageError
 from sentinel.store import ExecutionHistory
 
@@ -170,7 +171,8 @@ def index(request: Request, ctx: Ctx) -> Response:
         return _login(request)
     now = ctx.clock()
     alerts = views.summaries(ctx.deployment, now)
-    counts = {"ALERT": 0, "PENDING": 0, "OK": 0, "never run": 0}
+    counts: dict[str, int] = {AlertStatus.ALERT: 0, AlertStatus.PENDING: 0, AlertStatus.OK: 0}
+    counts["never run"] = 0
     for item in alerts:
         key = item.state or "never run"
         counts[key] = counts.get(key, 0) + 1

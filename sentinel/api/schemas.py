@@ -16,6 +16,7 @@ from pydantic import (
     model_validator,
 )
 
+from sentinel import enums
 from sentinel.durations import duration_pattern, parse_duration, utc_naive
 
 
@@ -37,20 +38,20 @@ class AlertSummary(BaseModel):
     severity: str
     labels: dict[str, str]
     owner: str | None
-    state: str | None = Field(description="OK, PENDING or ALERT; null if it never ran")
+    state: enums.AlertStatus | None = Field(description="null if it never ran")
     since: Timestamp | None
     pending: str | None = Field(description="consecutive ALERT results / fire_after, if pending")
     last_value: float | str | None
     threshold: float | str | None
     last_run_at: Timestamp | None
-    last_result: str | None = Field(description="success, failure, error or skipped")
+    last_result: enums.ExecutionStatus | None = Field(description="the last finished run's")
     next_run: Timestamp | None
     silenced_until: Timestamp | None
     muted: bool
 
 
-class Channel(BaseModel):
-    channel: str
+class NotifyTarget(BaseModel):
+    channel: enums.Channel
     target: str = Field(description="recipients, or the endpoint's scheme://host (no token)")
 
 
@@ -58,16 +59,16 @@ class AlertDetail(AlertSummary):
     query: str
     timeout: float | None
     min_interval: float
-    notify: list[Channel]
+    notify: list[NotifyTarget]
     rules: dict[str, Any]
     runbook_url: str | None
 
 
 class AlertStatusBody(BaseModel):
     name: str
-    state: str | None
+    state: enums.AlertStatus | None
     since: Timestamp | None
-    last_outcome: str | None
+    last_outcome: enums.Outcome | None
     last_error: str | None
     consecutive_alerts: int
     consecutive_successes: int
@@ -76,15 +77,15 @@ class AlertStatusBody(BaseModel):
     last_notified_at: Timestamp | None
     silenced_until: Timestamp | None
     muted: bool
-    held: str | None
+    held: enums.Event | None
     next_run: Timestamp | None
 
 
 class Notification(BaseModel):
     id: int | None
-    channel: str
-    event: str
-    status: str
+    channel: enums.Channel
+    event: enums.Event
+    status: enums.DeliveryStatus
     error: str | None
     attempts: int
 
@@ -95,7 +96,7 @@ class Execution(BaseModel):
     executed_at: Timestamp
     scheduled_for: Timestamp | None
     triggered_by: str
-    status: str
+    status: enums.ExecutionStatus
     duration_ms: float
     actual_value: float | None
     threshold: float | None
@@ -113,7 +114,7 @@ class ExecuteAccepted(BaseModel):
     status: str = Field(description="queued (through the broker) or finished (in-process)")
     message_id: str | None = None
     execution_id: int | None = None
-    result: str | None = Field(None, description="success, failure or error, when finished")
+    result: enums.ExecutionStatus | None = Field(None, description="when finished")
 
 
 #: Exactly the durations a silence may have (at most ten years), so the schema tells the truth.

@@ -11,6 +11,7 @@ from datetime import datetime
 from sentinel.api import schemas
 from sentinel.config import AlertConfig
 from sentinel.deployment import Deployment
+from sentinel.enums import AlertStatus, Channel
 from sentinel.models import ExecutionRecord
 from sentinel.redact import safe_url
 from sentinel.store.overview import AlertOverview, activity, alert_overviews
@@ -36,7 +37,7 @@ def summary(overview: AlertOverview) -> schemas.AlertSummary:
     alert, state, last = overview.alert, overview.state, overview.last_run
     pending = (
         f"{state.consecutive_alerts}/{alert.fire_after}"
-        if state.current_status == "PENDING"
+        if state.current_status == AlertStatus.PENDING
         else None
     )
     return schemas.AlertSummary(
@@ -65,10 +66,10 @@ def detail(deployment: Deployment, alert: AlertConfig, now: datetime) -> schemas
     [overview] = alert_overviews(deployment.state_engine, [alert], now)
     base = summary(overview)
     channels = [
-        schemas.Channel(
+        schemas.NotifyTarget(
             channel=n.channel,
             target=", ".join(n.recipients or [])
-            if n.channel == "email"
+            if n.channel == Channel.EMAIL
             else safe_url(n.webhook_url or ""),
         )
         for n in alert.notify

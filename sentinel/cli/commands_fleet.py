@@ -16,6 +16,7 @@ from sentinel.cli.group import (
     pass_deployment,
     state_db_option,
 )
+from sentinel.enums import NEEDS_ATTENTION
 from sentinel.errors import SQLSentinelError, UsageError
 
 if TYPE_CHECKING:
@@ -84,5 +85,5 @@ def _enqueue(
         click.echo(report.history_rows(records))
     if len(records) < len(ids):
         raise SQLSentinelError(f"{len(ids) - len(records)} runs did not finish within {timeout:g}s")
-    fired = any(r.status in ("failure", "error") for r in records)
+    fired = any(r.status in NEEDS_ATTENTION for r in records)
     sys.exit(EXIT_ALERT if fired else EXIT_OK)

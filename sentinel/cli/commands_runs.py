@@ -18,6 +18,7 @@ from sentinel.cli.group import (
     pass_deployment,
     state_db_option,
 )
+from sentinel.enums import NEEDS_ATTENTION
 
 if TYPE_CHECKING:
     from sentinel.deployment import Deployment
@@ -71,7 +72,7 @@ def run(deployment: Deployment, alert_name: str | None, dry_run: bool, as_json: 
     else:
         click.echo(report.run_results(results))
         click.echo(report.run_summary(results))
-    fired = any(r.status in ("failure", "error") for r in results if not r.duplicate)
+    fired = any(r.status in NEEDS_ATTENTION for r in results if not r.duplicate)
     sys.exit(EXIT_ALERT if fired else EXIT_OK)
 
 

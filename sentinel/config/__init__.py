@@ -6,7 +6,6 @@ together with the file, the alert and the field, so an analyst fixes a file in o
 
 from sentinel.config.loader import ConfigLoader, substitute_env
 from sentinel.config.models import (
-    CHANNELS,
     INHERITED,
     AlertConfig,
     DatabaseConfig,
@@ -17,7 +16,6 @@ from sentinel.config.models import (
 from sentinel.config.validator import ConfigValidator, load_config, register_config_secrets
 
 __all__ = [
-    "CHANNELS",
     "INHERITED",
     "AlertConfig",
     "ConfigLoader",

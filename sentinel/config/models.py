@@ -11,9 +11,9 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 
 from sentinel import defaults
 from sentinel.durations import parse_duration
+from sentinel.enums import Channel
 from sentinel.errors import Issue
 
-CHANNELS = ("email", "slack", "webhook")
 _NAME = re.compile(r"^[A-Za-z0-9_-]+$")
 
 
@@ -28,7 +28,7 @@ class _Strict(BaseModel):
 class NotificationConfig(_Strict):
     """Where and how one alert notifies."""
 
-    channel: Literal["email", "slack", "webhook"] = Field(..., description="email, slack, webhook")
+    channel: Channel = Field(..., description="email, slack, webhook")
     recipients: list[str] | None = Field(None, description="Email recipients")
     webhook_url: str | None = Field(None, description="Webhook URL for slack/webhook channels")
     subject: str | None = Field(None, description="Email subject template (Jinja2)")
@@ -39,7 +39,7 @@ class NotificationConfig(_Strict):
     @field_validator("channel", mode="before")
     @classmethod
     def validate_channel(cls, v: object) -> object:
-        if isinstance(v, str) and v not in CHANNELS:
+        if isinstance(v, str) and v not in set(Channel):
             raise ValueError(
                 f"unsupported notification channel '{v}' (use email, slack or webhook)"
             )
@@ -55,9 +55,9 @@ class NotificationConfig(_Strict):
 
     @model_validator(mode="after")
     def check_target(self) -> NotificationConfig:
-        if self.channel == "email" and not self.recipients:
+        if self.channel == Channel.EMAIL and not self.recipients:
             raise ValueError("email needs at least one address in 'recipients'")
-        if self.channel in ("slack", "webhook"):
+        if self.channel in (Channel.SLACK, Channel.WEBHOOK):
             url = (self.webhook_url or "").strip()
             if not url:
                 raise ValueError(f"{self.channel} needs 'webhook_url'")

@@ -19,6 +19,7 @@ from sentinel.config.models import (
     NotificationConfig,
     SentinelConfig,
 )
+from sentinel.enums import Channel
 from sentinel.errors import Issue, UnsafeQueryError, ValidationError
 from sentinel.redact import register_secret
 
@@ -208,7 +209,7 @@ def register_config_secrets(database: DatabaseConfig, alerts: list[AlertConfig])
     register_secret(os.environ.get("SMTP_PASSWORD"))
     for alert in alerts:
         for channel in alert.notify:
-            if channel.channel != "email":
+            if channel.channel != Channel.EMAIL:
                 register_secret(channel.webhook_url)
             register_secret(channel.secret)
             for value in channel.headers.values():

@@ -10,8 +10,9 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from typing import TYPE_CHECKING, ClassVar
 
+from sentinel.enums import Channel, Event, Outcome
 from sentinel.errors import NotificationError
-from sentinel.models import ALERT, AlertEvent, QueryResult, utcnow
+from sentinel.models import AlertEvent, QueryResult, utcnow
 from sentinel.notifications.retry import RetryPolicy, call_with_retry
 from sentinel.redact import redact
 
@@ -22,7 +23,7 @@ if TYPE_CHECKING:
 class NotificationService(ABC):
     """Delivers one rendered alert event to one channel, retrying what is worth retrying."""
 
-    channel: ClassVar[str]
+    channel: ClassVar[Channel]
 
     def __init__(self, retry_policy: RetryPolicy | None = None) -> None:
         self.retry_policy = retry_policy or RetryPolicy()
@@ -32,7 +33,7 @@ class NotificationService(ABC):
     ) -> None:
         """The spec's entry point: notify about a query result that was just read."""
         event = AlertEvent(
-            event="firing" if result.status == ALERT else "resolved",
+            event=Event.FIRING if result.status == Outcome.ALERT else Event.RESOLVED,
             alert_name=alert.name,
             status=result.status,
             description=alert.description,

@@ -19,6 +19,7 @@ from email.utils import formatdate, make_msgid
 from typing import TYPE_CHECKING, ClassVar
 
 from sentinel import defaults
+from sentinel.enums import Channel
 from sentinel.errors import NotificationError
 from sentinel.notifications.base import NotificationService
 from sentinel.notifications.render import render_html, render_subject, render_text
@@ -47,7 +48,7 @@ def _reply_text(exc: smtplib.SMTPResponseException) -> str:
 class EmailNotificationService(NotificationService):
     """Sends alert emails through one SMTP server (the ``SMTP_*`` settings)."""
 
-    channel: ClassVar[str] = "email"
+    channel: ClassVar[Channel] = Channel.EMAIL
 
     def __init__(
         self,

@@ -13,6 +13,7 @@ import threading
 from typing import TYPE_CHECKING
 
 from sentinel import defaults
+from sentinel.enums import Channel
 from sentinel.errors import NotificationError
 from sentinel.notifications.retry import RetryPolicy
 from sentinel.redact import register_secret
@@ -20,7 +21,6 @@ from sentinel.redact import register_secret
 if TYPE_CHECKING:
     from sentinel.notifications.base import NotificationService
 
-CHANNELS = ("email", "slack", "webhook")
 DEFAULT_SMTP_PORT = 587
 _TRUE = frozenset({"true", "1", "yes", "on"})
 _FALSE = frozenset({"false", "0", "no", "off"})
@@ -76,9 +76,9 @@ class NotificationFactory:
 
     def missing_settings(self, channel: str) -> str | None:
         """Why ``channel`` cannot deliver with these settings, or None when it can."""
-        if channel not in CHANNELS:
+        if channel not in set(Channel):
             return f"unknown notification channel {channel!r} (use email, slack or webhook)"
-        if channel != "email":
+        if channel != Channel.EMAIL:
             return None
         if not self.smtp_host:
             return "email channel: no SMTP host configured (set SMTP_HOST)"
@@ -97,7 +97,7 @@ class NotificationFactory:
 
     def _build(self, channel: str) -> NotificationService:
         # Imported here so that loading the package never pays for smtplib, httpx or Jinja2.
-        if channel == "email":
+        if channel == Channel.EMAIL:
             from sentinel.notifications.email import EmailNotificationService
 
             assert self.smtp_host is not None  # checked by missing_settings
@@ -110,7 +110,7 @@ class NotificationFactory:
                 from_address=self.from_address,
                 retry_policy=self.retry_policy,
             )
-        if channel == "slack":
+        if channel == Channel.SLACK:
             from sentinel.notifications.slack import SlackNotificationService
 
             return SlackNotificationService(self.http_timeout, self.retry_policy)

@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 from typing import TYPE_CHECKING, Any, ClassVar
 
+from sentinel.enums import Channel, Event
 from sentinel.notifications.http import HTTPNotificationService, post, user_agent
 from sentinel.notifications.render import (
     firing_for,
@@ -43,14 +44,12 @@ def _field(name: str, value: object) -> dict[str, str]:
 
 
 def _headline(event: AlertEvent) -> str:
-    if event.event == "firing":
+    if event.event == Event.FIRING:
         return f"Firing: {event.alert_name}"
-    if event.event == "resolved":
+    if event.event == Event.RESOLVED:
         duration = firing_for(event)
         return f"Resolved: {event.alert_name}" + (f" (firing for {duration})" if duration else "")
-    if event.event == "error":
-        return f"Error: {event.alert_name} could not be checked"
-    return f"{event.event.title()}: {event.alert_name}"
+    return f"Error: {event.alert_name} could not be checked"
 
 
 def details_code_block(rows: list[dict[str, Any]], limit: int = _MAX_SECTION) -> str:
@@ -132,7 +131,7 @@ def slack_blocks(event: AlertEvent, text: str) -> list[dict[str, Any]]:
 class SlackNotificationService(HTTPNotificationService):
     """Posts to a Slack incoming-webhook URL (``webhook_url`` of the notification)."""
 
-    channel: ClassVar[str] = "slack"
+    channel: ClassVar[Channel] = Channel.SLACK
 
     def _send_once(
         self, event: AlertEvent, config: NotificationConfig, alert: AlertConfig | None

@@ -24,6 +24,7 @@ import hmac
 import json
 from typing import TYPE_CHECKING, ClassVar
 
+from sentinel.enums import Channel
 from sentinel.notifications.http import HTTPNotificationService, post, user_agent
 from sentinel.notifications.render import render_message, webhook_payload
 
@@ -54,7 +55,7 @@ def sign(body: bytes, secret: str) -> str:
 class WebhookNotificationService(HTTPNotificationService):
     """POSTs the alert event as JSON to the notification's ``webhook_url``."""
 
-    channel: ClassVar[str] = "webhook"
+    channel: ClassVar[Channel] = Channel.WEBHOOK
 
     def _send_once(
         self, event: AlertEvent, config: NotificationConfig, alert: AlertConfig | None

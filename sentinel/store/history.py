@@ -8,9 +8,10 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
+from sentinel.enums import FINISHED, DeliveryStatus, ExecutionStatus
 from sentinel.models import ExecutionRecord
 from sentinel.store.engine import inserted_id, read_transaction, write_transaction
-from sentinel.store.outbox import SENT, outcomes_for
+from sentinel.store.outbox import outcomes_for
 from sentinel.store.schema import ensure_schema
 from sentinel.store.tables import executions, outbox
 
@@ -69,7 +70,10 @@ class ExecutionHistory:
             return inserted_id(result)
 
     def get_recent_executions(
-        self, alert_name: str | None = None, limit: int = 10, before: int | None = None
+        self,
+        alert_name: str | None = None,
+        limit: int = 10,
+        before: int | None = None,
     ) -> list[ExecutionRecord]:
         """Newest first; ``before`` (an execution id) pages further back."""
         ensure_schema(self.engine)
@@ -103,7 +107,10 @@ class ExecutionHistory:
         ensure_schema(self.engine)
         query = (
             sa.select(executions)
-            .where(executions.c.message_id.in_(message_ids), executions.c.status != "running")
+            .where(
+                executions.c.message_id.in_(message_ids),
+                executions.c.status != ExecutionStatus.RUNNING,
+            )
             .order_by(executions.c.id)
         )
         return self._with_notifications(query)
@@ -120,19 +127,19 @@ class ExecutionHistory:
     def get_statistics(self, alert_name: str | None = None) -> dict[str, Any]:
         """Totals, success rate (percent of runs that said OK) and durations of finished runs."""
         ensure_schema(self.engine)
-        finished = executions.c.status.in_(("success", "failure", "error"))
+        finished = executions.c.status.in_(FINISHED)
         where: list[sa.ColumnElement[bool]] = [finished]
         if alert_name is not None:
             where.append(executions.c.alert_name == alert_name)
 
-        def count(status: str) -> Any:
+        def count(status: ExecutionStatus) -> Any:
             return sa.func.sum(sa.case((executions.c.status == status, 1), else_=0))
 
         query = sa.select(
             sa.func.count().label("total"),
-            count("success").label("successes"),
-            count("failure").label("failures"),
-            count("error").label("errors"),
+            count(ExecutionStatus.SUCCESS).label("successes"),
+            count(ExecutionStatus.FAILURE).label("failures"),
+            count(ExecutionStatus.ERROR).label("errors"),
             sa.func.avg(executions.c.execution_duration_ms).label("avg_ms"),
             sa.func.min(executions.c.execution_duration_ms).label("min_ms"),
             sa.func.max(executions.c.execution_duration_ms).label("max_ms"),
@@ -157,7 +164,8 @@ class ExecutionHistory:
             "min_duration_ms": float(row.min_ms or 0.0),
             "max_duration_ms": float(row.max_ms or 0.0),
             "last_execution_at": last_at.isoformat() if last_at else None,
-            "notifications_sent": notes.get(SENT, 0),
-            "notifications_failed": notes.get("failed", 0),
-            "notifications_pending": notes.get("pending", 0) + notes.get("sending", 0),
+            "notifications_sent": notes.get(DeliveryStatus.SENT, 0),
+            "notifications_failed": notes.get(DeliveryStatus.FAILED, 0),
+            "notifications_pending": notes.get(DeliveryStatus.PENDING, 0)
+            + notes.get(DeliveryStatus.SENDING, 0),
         }

@@ -17,11 +17,10 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
 from sentinel import environment
+from sentinel.enums import DeliveryStatus
 from sentinel.models import DeliveryOutcome
 from sentinel.store.engine import inserted_id, read_transaction, write_transaction
 from sentinel.store.tables import executions, outbox
-
-PENDING, SENDING, SENT, FAILED = "pending", "sending", "sent", "failed"
 
 
 @dataclass(frozen=True)
@@ -57,7 +56,7 @@ def insert_notifications(
                 channel_index=index,
                 event=event,
                 payload=payload,
-                status=PENDING,
+                status=DeliveryStatus.PENDING,
                 attempts=0,
                 rounds=0,
                 next_attempt_at=now,
@@ -77,15 +76,15 @@ def lease(
     if seconds is None:
         seconds = environment.delivery_lease_seconds()
     leasable = sa.or_(
-        sa.and_(outbox.c.status == PENDING, outbox.c.next_attempt_at <= now),
-        sa.and_(outbox.c.status == SENDING, outbox.c.lease_until < now),
+        sa.and_(outbox.c.status == DeliveryStatus.PENDING, outbox.c.next_attempt_at <= now),
+        sa.and_(outbox.c.status == DeliveryStatus.SENDING, outbox.c.lease_until < now),
     )
     with write_transaction(engine) as conn:
         updated = conn.execute(
             outbox.update()
             .where(outbox.c.id == outbox_id, leasable)
             .values(
-                status=SENDING,
+                status=DeliveryStatus.SENDING,
                 lease_until=now + timedelta(seconds=seconds),
                 rounds=outbox.c.rounds + 1,
                 updated_at=now,
@@ -125,28 +124,30 @@ def complete(
     if round_backoff is None:
         round_backoff = environment.delivery_round_backoff_seconds()
     if error is None:
-        status = SENT
+        status = DeliveryStatus.SENT
     elif retryable and row.rounds < max_rounds:
-        status = PENDING
+        status = DeliveryStatus.PENDING
     else:
-        status = FAILED
+        status = DeliveryStatus.FAILED
     wait = round_backoff[min(row.rounds - 1, len(round_backoff) - 1)]
     with write_transaction(engine) as conn:
         conn.execute(
             outbox.update()
-            .where(outbox.c.id == row.id, outbox.c.status == SENDING)
+            .where(outbox.c.id == row.id, outbox.c.status == DeliveryStatus.SENDING)
             .values(
                 status=status,
                 attempts=outbox.c.attempts + attempts,
                 last_error=error,
                 lease_until=None,
-                next_attempt_at=now + timedelta(seconds=wait) if status == PENDING else now,
-                sent_at=now if status == SENT else None,
+                next_attempt_at=now + timedelta(seconds=wait)
+                if status == DeliveryStatus.PENDING
+                else now,
+                sent_at=now if status == DeliveryStatus.SENT else None,
                 updated_at=now,
             )
         )
         _mirror_on_execution(conn, row.execution_id)
-    if status == PENDING:
+    if status == DeliveryStatus.PENDING:
         error = f"{error} (will retry at {now + timedelta(seconds=wait):%Y-%m-%d %H:%M:%S}Z)"
     return DeliveryOutcome(
         notification_id=row.id,
@@ -164,12 +165,16 @@ def _mirror_on_execution(conn: Connection, execution_id: int) -> None:
         .where(outbox.c.execution_id == execution_id)
         .order_by(outbox.c.id)
     ).all()
-    errors = [f"{r.channel}: {r.last_error}" for r in rows if r.status != SENT and r.last_error]
+    errors = [
+        f"{r.channel}: {r.last_error}"
+        for r in rows
+        if r.status != DeliveryStatus.SENT and r.last_error
+    ]
     conn.execute(
         executions.update()
         .where(executions.c.id == execution_id)
         .values(
-            notification_sent=any(r.status == SENT for r in rows),
+            notification_sent=any(r.status == DeliveryStatus.SENT for r in rows),
             notification_error="; ".join(errors) or None,
         )
     )
@@ -183,7 +188,7 @@ def due(
     ``untouched_since`` leaves out pending rows changed after it: their message is most likely
     still queued (the fleet's sweeper only re-enqueues rows that look stranded).
     """
-    pending = sa.and_(outbox.c.status == PENDING, outbox.c.next_attempt_at <= now)
+    pending = sa.and_(outbox.c.status == DeliveryStatus.PENDING, outbox.c.next_attempt_at <= now)
     if untouched_since is not None:
         # A row whose round failed has no message queued: it is due when its back-off ends.
         queued = sa.and_(outbox.c.rounds == 0, outbox.c.updated_at > untouched_since)
@@ -191,7 +196,12 @@ def due(
     with read_transaction(engine) as conn:
         rows = conn.execute(
             sa.select(outbox.c.id)
-            .where(sa.or_(pending, sa.and_(outbox.c.status == SENDING, outbox.c.lease_until < now)))
+            .where(
+                sa.or_(
+                    pending,
+                    sa.and_(outbox.c.status == DeliveryStatus.SENDING, outbox.c.lease_until < now),
+                )
+            )
             .order_by(outbox.c.id)
             .limit(limit)
         ).all()

@@ -16,6 +16,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
 from sentinel.config import AlertConfig
+from sentinel.enums import ExecutionStatus
 from sentinel.models import AlertState, ExecutionRecord
 from sentinel.mute import is_muted
 from sentinel.scheduling.cron import Schedule, schedule_for
@@ -86,8 +87,8 @@ def activity(engine: Engine, now: datetime) -> Activity:
     run_counts = sa.select(
         sa.func.sum(sa.case((executions.c.executed_at >= hour, 1), else_=0)),
         sa.func.count(),
-        sa.func.sum(sa.case((executions.c.status == "failure", 1), else_=0)),
-        sa.func.sum(sa.case((executions.c.status == "error", 1), else_=0)),
+        sa.func.sum(sa.case((executions.c.status == ExecutionStatus.FAILURE, 1), else_=0)),
+        sa.func.sum(sa.case((executions.c.status == ExecutionStatus.ERROR, 1), else_=0)),
     ).where(executions.c.executed_at >= day)
     with read_transaction(engine) as conn:
         last_hour, last_day, failures, errors = conn.execute(run_counts).one()

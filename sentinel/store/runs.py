@@ -16,8 +16,9 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
-from sentinel.models import ALERT, ERROR, QueryResult
-from sentinel.rules import NODATA, AlertRules, Transition, decide, effective_outcome
+from sentinel.enums import ExecutionStatus, Outcome
+from sentinel.models import QueryResult
+from sentinel.rules import AlertRules, Transition, decide, effective_outcome
 from sentinel.serialization import to_jsonable, to_number
 from sentinel.store.engine import (
     inserted_id,
@@ -31,18 +32,21 @@ from sentinel.store.silences import active_silences, silenced_until
 from sentinel.store.state import lock_state, save_state
 from sentinel.store.tables import executions
 
-RUNNING = "running"
-SKIPPED = "skipped"
-
 # Statements built once and executed with parameters, so SQLAlchemy compiles each only once.
 _INSERT_EXECUTION = executions.insert()
 # Finishing is fenced: it only matches while the row is still this claim's (same claimed_at).
 _FINISH = executions.update().where(
     executions.c.id == sa.bindparam("b_id"),
-    executions.c.status == RUNNING,
+    executions.c.status == ExecutionStatus.RUNNING,
     executions.c.claimed_at == sa.bindparam("b_claimed_at"),
 )
-EXECUTION_STATUS = {"OK": "success", ALERT: "failure", ERROR: "error", NODATA: "error"}
+#: The execution status each outcome is recorded with (the contract's success/failure/error).
+EXECUTION_STATUS = {
+    Outcome.OK: ExecutionStatus.SUCCESS,
+    Outcome.ALERT: ExecutionStatus.FAILURE,
+    Outcome.ERROR: ExecutionStatus.ERROR,
+    Outcome.NODATA: ExecutionStatus.ERROR,
+}
 
 
 @dataclass(frozen=True)
@@ -62,7 +66,7 @@ class Claim:
 class RunOutcome:
     """What running the query produced: ALERT, OK or ERROR, with the result or the reason."""
 
-    outcome: str
+    outcome: Outcome
     query_result: QueryResult | None
     error: str | None
     duration_ms: float
@@ -72,7 +76,7 @@ class RunOutcome:
 @dataclass(frozen=True)
 class AppliedRun:
     transition: Transition
-    status: str  # success | failure | error
+    status: ExecutionStatus
     outbox: list[tuple[int, str]]  # (outbox id, channel) queued by this run
 
 
@@ -101,7 +105,7 @@ def claim_run(
         "alert_name": alert_name,
         "scheduled_for": scheduled_for,
         "triggered_by": triggered_by,
-        "status": RUNNING,
+        "status": ExecutionStatus.RUNNING,
         "claimed_at": now,
         "worker_id": worker_id,
         "executed_at": now,
@@ -140,7 +144,7 @@ def _take_over(
     if lock_clause(conn):
         query_row = query_row.with_for_update()
     row = conn.execute(query_row).first()
-    if row is None or row.status != RUNNING:
+    if row is None or row.status != ExecutionStatus.RUNNING:
         return None
     own = message_id is not None and row.message_id == message_id
     if not own and row.claimed_at > now - timedelta(seconds=stale_after):
@@ -216,7 +220,7 @@ def apply_outcome(
         new_state = replace(
             transition.state, last_execution_id=claim.execution_id, silence_until=until
         )
-        if transition.outcome == ERROR:
+        if transition.outcome == Outcome.ERROR:
             new_state.last_error = run.error
         save_state(conn, new_state)
         outbox: list[tuple[int, str]] = []
@@ -254,7 +258,7 @@ def recorded_slots(
             executions.c.scheduled_for.in_(chunk)
         )
         if finished_only:
-            query = query.where(executions.c.status != RUNNING)
+            query = query.where(executions.c.status != ExecutionStatus.RUNNING)
         with read_transaction(engine) as conn:
             found.update((row.alert_name, row.scheduled_for) for row in conn.execute(query))
     return found
@@ -286,7 +290,7 @@ def running_claimed_before(engine: Engine, before: datetime, limit: int = 1000) 
             executions.c.claimed_at,
             executions.c.message_id,
         )
-        .where(executions.c.status == RUNNING, executions.c.claimed_at < before)
+        .where(executions.c.status == ExecutionStatus.RUNNING, executions.c.claimed_at < before)
         .order_by(executions.c.claimed_at)
         .limit(limit)
     )
@@ -300,7 +304,12 @@ def running_claimed_before(engine: Engine, before: datetime, limit: int = 1000) 
 
 
 def abandon_run(
-    engine: Engine, run: RunningRun, reason: str, now: datetime, *, status: str = "error"
+    engine: Engine,
+    run: RunningRun,
+    reason: str,
+    now: datetime,
+    *,
+    status: ExecutionStatus = ExecutionStatus.ERROR,
 ) -> bool:
     """Finish a claim nobody will complete (``error``, or ``skipped`` when it is too late to run),
     with the reason; fenced on ``claimed_at``, so a claim taken over meanwhile is left alone."""
@@ -336,7 +345,7 @@ def record_skipped(
                     "alert_name": alert_name,
                     "scheduled_for": scheduled_for,
                     "triggered_by": "CRON",
-                    "status": SKIPPED,
+                    "status": ExecutionStatus.SKIPPED,
                     "claimed_at": now,
                     "executed_at": now,
                     "finished_at": now,

@@ -7,11 +7,14 @@ otherwise drop the fraction, and minimum-interval comparisons would drift by up 
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
+from enum import StrEnum
+from typing import Any, TypeVar
 
 import sqlalchemy as sa
 from sqlalchemy.dialects import mysql
 from sqlalchemy.engine import Dialect
+
+from sentinel.enums import AlertStatus, Channel, DeliveryStatus, Event, ExecutionStatus, Outcome
 
 STATE = "sqlsentinel_state"
 EXECUTIONS = "sqlsentinel_executions"
@@ -43,6 +46,35 @@ class UTCDateTime(sa.TypeDecorator[datetime]):
         return value
 
 
+E = TypeVar("E", bound=StrEnum)
+
+
+class NameIn(sa.TypeDecorator[E]):
+    """A short string column holding one of an enum's names, read back as the enum's member.
+
+    Stored as plain ``VARCHAR(16)`` (no database enum type, so adding a name needs no migration);
+    a value no member knows (written by hand, or by a newer version) is returned as it is rather
+    than losing the row."""
+
+    impl = sa.String(16)
+    cache_ok = True
+
+    def __init__(self, names: type[E]) -> None:
+        super().__init__()
+        self.names = names
+
+    def process_bind_param(self, value: Any, dialect: Dialect) -> str | None:
+        return None if value is None else str(value)
+
+    def process_result_value(self, value: Any, dialect: Dialect) -> E | None:
+        if value is None:
+            return None
+        try:
+            return self.names(value)
+        except ValueError:
+            return value  # type: ignore[no-any-return]
+
+
 ID = sa.BigInteger().with_variant(sa.Integer(), "sqlite")
 NUMBER: sa.Double[float] = sa.Double()
 
@@ -59,8 +91,8 @@ state = sa.Table(
     STATE,
     metadata,
     sa.Column("alert_name", sa.String(NAME_LENGTH), primary_key=True),
-    sa.Column("current_status", sa.String(16)),
-    sa.Column("last_outcome", sa.String(16)),
+    sa.Column("current_status", NameIn(AlertStatus)),
+    sa.Column("last_outcome", NameIn(Outcome)),
     sa.Column("status_since", UTCDateTime()),
     sa.Column("last_execution_at", UTCDateTime()),
     sa.Column("last_execution_id", ID),
@@ -73,7 +105,7 @@ state = sa.Table(
     sa.Column("updated_at", UTCDateTime(), nullable=False),
     # revision 0003: incident, mute-hold and error-streak memory
     sa.Column("incident_notified_at", UTCDateTime()),
-    sa.Column("held", sa.String(16)),
+    sa.Column("held", NameIn(Event)),
     sa.Column("error_notified", sa.Boolean, nullable=False, server_default=sa.false()),
     sa.Column("firing_since", UTCDateTime()),
 )
@@ -105,13 +137,13 @@ executions = sa.Table(
     sa.Column("scheduled_for", UTCDateTime()),
     sa.Column("triggered_by", sa.String(16), nullable=False),
     # running while claimed; then success (OK), failure (ALERT) or error
-    sa.Column("status", sa.String(16), nullable=False),
+    sa.Column("status", NameIn(ExecutionStatus), nullable=False),
     sa.Column("claimed_at", UTCDateTime(), nullable=False),
     sa.Column("worker_id", sa.String(NAME_LENGTH)),
     sa.Column("executed_at", UTCDateTime(), nullable=False),
     sa.Column("finished_at", UTCDateTime()),
     sa.Column("execution_duration_ms", NUMBER),
-    sa.Column("result_status", sa.String(16)),
+    sa.Column("result_status", NameIn(Outcome)),
     sa.Column("actual_value", NUMBER),
     sa.Column("threshold", NUMBER),
     sa.Column("context_data", sa.JSON),
@@ -145,14 +177,14 @@ outbox = sa.Table(
     sa.Column("id", ID, primary_key=True, autoincrement=True),
     sa.Column("execution_id", ID, sa.ForeignKey(f"{EXECUTIONS}.id"), nullable=False),
     sa.Column("alert_name", sa.String(NAME_LENGTH), nullable=False),
-    sa.Column("channel", sa.String(16), nullable=False),
+    sa.Column("channel", NameIn(Channel), nullable=False),
     # Position in the alert's notify list: targets (URLs, tokens) are looked up from the config
     # at delivery time so no secret is stored in the outbox.
     sa.Column("channel_index", sa.Integer, nullable=False),
-    sa.Column("event", sa.String(16), nullable=False),
+    sa.Column("event", NameIn(Event), nullable=False),
     sa.Column("payload", sa.JSON, nullable=False),
     # pending -> sending (leased) -> sent | failed; back to pending for a later retry round
-    sa.Column("status", sa.String(16), nullable=False),
+    sa.Column("status", NameIn(DeliveryStatus), nullable=False),
     sa.Column("attempts", sa.Integer, nullable=False, server_default="0"),
     sa.Column("rounds", sa.Integer, nullable=False, server_default="0"),
     sa.Column("last_error", sa.Text),
