@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
+from sentinel import defaults
 from sentinel.config import AlertConfig, SentinelConfig, load_config
 from sentinel.errors import Issue, UsageError
 from sentinel.models import ExecutionRecord, ExecutionResult, utcnow
@@ -174,7 +175,7 @@ class Deployment:
             )
 
     def history(
-        self, alert_name: str | None = None, limit: int = 10
+        self, alert_name: str | None = None, limit: int = defaults.HISTORY_LIMIT
     ) -> tuple[list[ExecutionRecord], dict[str, Any]]:
         from sentinel.store import ExecutionHistory
 
@@ -213,8 +214,7 @@ class Deployment:
         created_by: str | None = None,
     ) -> int:
         """Silence one alert by name, or every alert whose labels match; returns the silence id."""
-        from sentinel.store.schema import ensure_schema
-        from sentinel.store.silences import add_silence
+        from sentinel.store import StateManager
 
         if alert_name is not None:
             self.config.alert(alert_name)
@@ -222,15 +222,8 @@ class Deployment:
             all(a.labels.get(k) == v for k, v in matchers.items()) for a in self.config.alerts
         ):
             raise UsageError(f"no alert has the labels {matchers}")
-        ensure_schema(self.state_engine)
-        return add_silence(
-            self.state_engine,
-            until=until,
-            now=self.clock(),
-            alert_name=alert_name,
-            matchers=matchers,
-            reason=reason,
-            created_by=created_by,
+        return StateManager(self.state_engine, self.clock).silence_alert(
+            alert_name, until, matchers=matchers, reason=reason, created_by=created_by
         )
 
     def unsilence(self, alert_name: str | None = None, silence_id: int | None = None) -> Unsilenced:

@@ -8,6 +8,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
+from sentinel import defaults
 from sentinel.enums import FINISHED, DeliveryStatus, ExecutionStatus
 from sentinel.models import ExecutionRecord
 from sentinel.store.engine import inserted_id, read_transaction, write_transaction
@@ -72,7 +73,7 @@ class ExecutionHistory:
     def get_recent_executions(
         self,
         alert_name: str | None = None,
-        limit: int = 10,
+        limit: int = defaults.HISTORY_LIMIT,
         before: int | None = None,
     ) -> list[ExecutionRecord]:
         """Newest first; ``before`` (an execution id) pages further back."""

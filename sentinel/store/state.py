@@ -112,19 +112,22 @@ class StateManager:
 
     def silence_alert(
         self,
-        alert_name: str,
+        alert_name: str | None,
         until: datetime,
         *,
+        matchers: Mapping[str, str] | None = None,
         reason: str | None = None,
         created_by: str | None = None,
     ) -> int:
-        """Silence one alert until ``until``; returns the silence's id."""
+        """Silence one alert (or, with ``matchers``, every alert whose labels match) until
+        ``until``; returns the silence's id."""
         ensure_schema(self.engine)
         return add_silence(
             self.engine,
             until=until,
             now=self.clock(),
             alert_name=alert_name,
+            matchers=matchers,
             reason=reason,
             created_by=created_by,
         )
