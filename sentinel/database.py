@@ -19,8 +19,6 @@ import math
 import os
 import threading
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any, NamedTuple
 from urllib.parse import quote
@@ -37,6 +35,12 @@ from sentinel.errors import (
     QueryTimeoutError,
 )
 from sentinel.models import QueryResult
+from sentinel.query_limits import (
+    SOCKET_GRACE_SECONDS,
+    is_timeout,
+    read_only_transaction,
+    time_left_for_next_fetch,
+)
 from sentinel.redact import redact
 from sentinel.result import parse_result_row
 from sentinel.sqlguard import check_query, dialect_for_url
@@ -51,14 +55,6 @@ _DEFAULT_DRIVERS = {
 }
 _LIBPQ_DRIVERS = ("psycopg", "psycopg2")
 _MYSQL_DRIVERS = ("pymysql", "mysqldb")
-# Socket timeouts outlive the statement timeout so the server's own, clearer error arrives first.
-_SOCKET_GRACE_SECONDS = 5.0
-# SQLite calls the progress handler every this many VM instructions (about every 0.1 ms).
-_SQLITE_PROGRESS_STEPS = 10_000
-# Error codes that mean "the statement timeout fired" (PostgreSQL SQLSTATE; MySQL, MariaDB errno).
-_PG_QUERY_CANCELED = "57014"
-_MYSQL_TIMEOUT_ERRNOS = (3024, 1969)
-_MYSQL_LOST_CONNECTION = 2013
 _MAX_MESSAGE = 300
 
 
@@ -126,7 +122,7 @@ def create_data_engine(
             f"{existing} {read_only}" if isinstance(existing, str) else read_only
         )
     elif backend in ("mysql", "mariadb") and driver in _MYSQL_DRIVERS:
-        socket_seconds = math.ceil(timeout + _SOCKET_GRACE_SECONDS)
+        socket_seconds = math.ceil(timeout + SOCKET_GRACE_SECONDS)
         connect_args.update(
             connect_timeout=whole_seconds,
             read_timeout=socket_seconds,
@@ -234,7 +230,7 @@ class DatabaseAdapter:
         conn = self._connect()
         deadline = time.monotonic() + seconds
         try:
-            with _read_only_transaction(conn, seconds, deadline):
+            with read_only_transaction(conn, seconds, deadline):
                 return _read_rows(conn, sql, limit, deadline)
         except sa_exc.DBAPIError as exc:
             raise self._translate(exc, seconds, deadline) from exc
@@ -279,63 +275,13 @@ class DatabaseAdapter:
             ) from exc
 
     def _translate(self, exc: sa_exc.DBAPIError, limit: float, deadline: float) -> ExecutionError:
-        if _is_timeout(exc, time.monotonic() >= deadline):
+        if is_timeout(exc, time.monotonic() >= deadline):
             return QueryTimeoutError(f"query exceeded its {limit:g}s timeout")
         if exc.connection_invalidated:
             return DatabaseUnavailableError(
                 f"lost the connection to {self._where()}: {_first_line(exc)}"
             )
         return ExecutionError(_first_line(exc))
-
-
-@contextmanager
-def _read_only_transaction(conn: Connection, limit: float, deadline: float) -> Iterator[None]:
-    """Open a read-only transaction whose statements the database cancels after ``limit``."""
-    backend = conn.dialect.name
-    raw: Any = conn.connection.dbapi_connection
-    if backend == "postgresql":
-        conn.exec_driver_sql("SET TRANSACTION READ ONLY")
-        conn.exec_driver_sql(f"SET LOCAL statement_timeout = {max(1, round(limit * 1000))}")
-        yield
-    elif backend in ("mysql", "mariadb"):
-        _mysql_limits(conn, raw, limit)
-        yield
-    elif backend == "sqlite" and hasattr(raw, "set_progress_handler"):
-        raw.set_progress_handler(lambda: int(time.monotonic() > deadline), _SQLITE_PROGRESS_STEPS)
-        try:
-            yield
-        finally:
-            raw.set_progress_handler(None, 0)
-    else:
-        with _interrupt_after(raw, limit):
-            yield
-
-
-def _mysql_limits(conn: Connection, raw: Any, limit: float) -> None:
-    # MariaDB has no max_execution_time; its max_statement_time is in seconds and covers SLEEP too.
-    if getattr(conn.dialect, "is_mariadb", False):
-        conn.exec_driver_sql(f"SET SESSION max_statement_time = {limit:.3f}")
-    else:
-        conn.exec_driver_sql(f"SET SESSION max_execution_time = {max(1, round(limit * 1000))}")
-    conn.exec_driver_sql("START TRANSACTION READ ONLY")
-    # PyMySQL fixes its socket timeout at connect; this query's own timeout may be longer.
-    if hasattr(raw, "_read_timeout"):
-        raw._read_timeout = limit + _SOCKET_GRACE_SECONDS
-
-
-@contextmanager
-def _interrupt_after(raw: Any, limit: float) -> Iterator[None]:
-    """No statement timeout we know how to set: interrupt from a timer (DuckDB, psycopg-alikes)."""
-    cancel = getattr(raw, "interrupt", None) or getattr(raw, "cancel", None)
-    timer = threading.Timer(limit, cancel) if callable(cancel) else None
-    if timer is not None:
-        timer.daemon = True
-        timer.start()
-    try:
-        yield
-    finally:
-        if timer is not None:
-            timer.cancel()
 
 
 def _read_rows(conn: Connection, sql: str, limit: int, deadline: float) -> _Rows:
@@ -349,24 +295,16 @@ def _read_rows(conn: Connection, sql: str, limit: int, deadline: float) -> _Rows
         return _Rows([], more_rows=False, columns=())
     columns = tuple(result.keys())
     if limit > 1:
-        _time_left_for_next_fetch(conn, deadline)  # one more FETCH, for rows 2..limit
+        time_left_for_next_fetch(conn, deadline)  # one more FETCH, for rows 2..limit
     rows = [dict(row._mapping) for row in result.fetchmany(limit)]
     more = False
     if len(rows) == limit:
-        _time_left_for_next_fetch(conn, deadline)
+        time_left_for_next_fetch(conn, deadline)
         more = result.fetchone() is not None
     if more and conn.dialect.name in ("mysql", "mariadb"):
         _abandon_mysql_result(conn)
     result.close()
     return _Rows(rows, more, columns)
-
-
-def _time_left_for_next_fetch(conn: Connection, deadline: float) -> None:
-    """Each FETCH from a PostgreSQL server-side cursor is a statement with a timeout of its own:
-    give the next one only what is left, so the whole query stays within one timeout."""
-    if conn.dialect.name == "postgresql":
-        left_ms = max(1, round((deadline - time.monotonic()) * 1000))
-        conn.exec_driver_sql(f"SET LOCAL statement_timeout = {left_ms}")
 
 
 def _abandon_mysql_result(conn: Connection) -> None:
@@ -391,23 +329,6 @@ def _finish(conn: Connection) -> None:
         conn.invalidate()
     finally:
         conn.close()
-
-
-def _is_timeout(exc: sa_exc.DBAPIError, deadline_passed: bool) -> bool:
-    orig = exc.orig
-    if _PG_QUERY_CANCELED in (getattr(orig, "sqlstate", None), getattr(orig, "pgcode", None)):
-        return True  # psycopg 3 names it sqlstate, psycopg2 pgcode
-    args: tuple[Any, ...] = getattr(orig, "args", ())
-    errno = args[0] if args and isinstance(args[0], int) else None
-    if errno in _MYSQL_TIMEOUT_ERRNOS:
-        return True
-    if not deadline_passed:
-        return False
-    # Our own interruptions: SQLite's progress handler, the timer's cancel, a socket read timeout.
-    if getattr(orig, "sqlite_errorname", None) == "SQLITE_INTERRUPT":
-        return True
-    text = str(orig).lower()
-    return errno == _MYSQL_LOST_CONNECTION or "interrupt" in text or "cancel" in text
 
 
 def _first_line(exc: sa_exc.DBAPIError) -> str:
