@@ -1,4 +1,4 @@
-"""Resident memory of one idle fleet worker process: after boot, and after handling a few messages.
+"""Resident memory of one fleet worker process: after boot, and after thousands of runs.
 
 ``dramatiq workers.app -p 1 -t 8`` (environment as in tests/fleet.py: a private redis-server on
 loopback, a throw-away PostgreSQL database as data and state database, SENTINEL_METRICS=off)
@@ -6,21 +6,27 @@ starts a parent process that forks one worker process; the figures are the worke
 found through /proc/<pid>/task/*/children), with the parent's for reference: VmRSS (everything
 resident, shared library pages included), RssAnon (the process's own heap) and VmHWM (peak).
 
-"After boot" is once the worker logged that it is ready and has idled for 2 s; then ``--messages``
-execute-alert runs are sent (distinct alerts, ``SELECT 'OK' AS status``), which loads the config,
-opens the connection pools and imports what a run needs, and the worker is measured again once
-they finished and it idled for 2 s. Done for each config size in ``--alerts`` (the worker holds
-the whole config in memory). No target is set; the figures are for sizing a deployment.
+"After boot" is once the worker logged that it is ready and has idled for 2 s; then execute-alert
+runs are sent over the config's alerts in turn (``SELECT 'OK' AS status``), which loads the
+config, opens the connection pools and imports what a run needs, and the worker is measured again
+at each of ``--checkpoints`` (runs finished so far), once they finished and it idled for 2 s.
+Done for each config size in ``--alerts`` (the worker holds the whole config in memory).
 
-Usage: .venv/bin/python bench/worker_memory.py [--alerts 10,10000] [--messages 20] [--threads 8]
+Target (issue 10): with 1,000 alerts, VmRSS <= 90 MB after 10,000 runs and no growth between
+10,000 and 20,000 runs (within 1 MB): the default ``--alerts 1000 --checkpoints 10000,20000``.
+
+Usage: .venv/bin/python bench/worker_memory.py [--alerts 1000] [--checkpoints 10000,20000]
+       [--threads 8]
 """
 
 from __future__ import annotations
 
 import argparse
+import functools
 import os
 import time
 import uuid
+from collections.abc import Callable
 from pathlib import Path
 
 import sqlalchemy as sa
@@ -40,6 +46,8 @@ from fleetkit import (
 )
 
 IDLE_SECONDS = 2.0
+TARGET_RSS_MB = 90.0
+GROWTH_TOLERANCE_MB = 1.0
 
 
 def memory(pid: int) -> str:
@@ -50,8 +58,12 @@ def memory(pid: int) -> str:
     )
 
 
+def finished_at_least(done: Callable[[], int], count: int) -> bool:
+    return done() >= count
+
+
 def measure(
-    directory: Path, redis_url: str, db_url: str, alerts: int, messages: int, threads: int
+    directory: Path, redis_url: str, db_url: str, alerts: int, checkpoints: list[int], threads: int
 ) -> None:
     namespace = f"bench{uuid.uuid4().hex[:8]}"
     config = write_config(
@@ -95,20 +107,30 @@ def measure(
         print(f"  after boot ({booted:.1f} s to ready, then {IDLE_SECONDS:.0f} s idle):")
         print(f"    worker process {worker}: {memory(worker)}")
         print(f"    parent process {parent.pid}: {memory(parent.pid)}")
-        started = time.monotonic()
-        for i in range(messages):
-            actors.execute_alert.send_with_options(
-                kwargs={"alert_name": f"mem_{i % alerts:05d}", "triggered_by": "CLI"}
+        sent, rss = 0, {}  # runs sent so far; VmRSS in MB at each checkpoint
+        for checkpoint in checkpoints:
+            started = time.monotonic()
+            for i in range(sent, checkpoint):
+                actors.execute_alert.send_with_options(
+                    kwargs={"alert_name": f"mem_{i % alerts:05d}", "triggered_by": "CLI"}
+                )
+            sent = checkpoint
+            wait_until(functools.partial(finished_at_least, done, sent), 1800, 0.2, f"{sent} runs")
+            took = time.monotonic() - started
+            time.sleep(IDLE_SECONDS)
+            rss[checkpoint] = status_kb(worker, "VmRSS") / 1024
+            print(f"  after {checkpoint} runs ({took:.1f} s for the last batch, then idle):")
+            print(f"    worker process {worker}: {memory(worker)}")
+            print(f"    parent process {parent.pid}: {memory(parent.pid)}")
+        if len(rss) >= 2:
+            first, last = checkpoints[0], checkpoints[-1]
+            growth = rss[last] - rss[first]
+            print(
+                f"  worker VmRSS {rss[first]:.1f} MB after {first} runs (target <= "
+                f"{TARGET_RSS_MB:.0f} MB: {'met' if rss[first] <= TARGET_RSS_MB else 'NOT met'}), "
+                f"growth to {last} runs {growth:+.1f} MB (target <= {GROWTH_TOLERANCE_MB:.0f} MB: "
+                f"{'met' if growth <= GROWTH_TOLERANCE_MB else 'NOT met'})"
             )
-        wait_until(lambda: done() >= messages, 300, 0.1, f"{messages} executions")
-        took = time.monotonic() - started
-        time.sleep(IDLE_SECONDS)
-        print(
-            f"  after {messages} messages (handled in {took:.1f} s, then "
-            f"{IDLE_SECONDS:.0f} s idle):"
-        )
-        print(f"    worker process {worker}: {memory(worker)}")
-        print(f"    parent process {parent.pid}: {memory(parent.pid)}")
         others = [pid for pid in descendants(parent.pid) if pid != worker]
         if others:
             print(f"    other processes under the parent: {others}")
@@ -117,8 +139,8 @@ def measure(
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--alerts", default="10,10000", help="config sizes, comma-separated")
-    parser.add_argument("--messages", type=int, default=20)
+    parser.add_argument("--alerts", default="1000", help="config sizes, comma-separated")
+    parser.add_argument("--checkpoints", default="10000,20000", help="runs finished, each measured")
     parser.add_argument("--threads", type=int, default=8)
     parser.add_argument("--child", type=int, default=None, help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -127,15 +149,14 @@ def main() -> None:
     sizes = [int(s) for s in args.alerts.split(",") if s]
     if args.child is None and len(sizes) > 1:  # one namespace (and actor import) per process
         for size in sizes:
-            options = ["--messages", str(args.messages), "--threads", str(args.threads)]
+            options = ["--checkpoints", args.checkpoints, "--threads", str(args.threads)]
             command = [__file__, "--alerts", str(size), *options, "--child", str(size)]
             run_child(command, f"{size} alerts")
         return
+    checkpoints = sorted(int(c) for c in args.checkpoints.split(",") if c)
     with fleet_world() as world:
         for size in sizes:
-            measure(
-                world.directory, world.redis_url, world.db_url, size, args.messages, args.threads
-            )
+            measure(world.directory, world.redis_url, world.db_url, size, checkpoints, args.threads)
 
 
 if __name__ == "__main__":
