@@ -9,7 +9,10 @@ over the measured batch are divided by the runs:
   sent, the enqueue included), and which commands they were;
 - PostgreSQL transactions committed and rolled back (``pg_stat_database`` of the bench database:
   the state's writes and the data query's read-only transaction alike);
-- worker CPU (user + system of the worker processes).
+- worker CPU (user + system of the worker processes);
+- then, with the workers stopped, the state row lock's hold time: ``--runs`` runs in this process
+  on one thread, timed from the ``SELECT … FOR UPDATE`` of ``sqlsentinel_state`` to the commit
+  (how long a second run of the same alert would wait; runs of different alerts never do).
 
 Round trips per run and the profile of a run are ``bench/fleet_throughput.py``'s (it counts them
 in one process with SQLAlchemy events); this script only reads what the servers report.
@@ -23,6 +26,8 @@ import argparse
 import os
 import time
 from collections.abc import Callable
+from pathlib import Path
+from typing import Any
 
 import redis
 import sqlalchemy as sa
@@ -54,6 +59,64 @@ def transactions(engine: sa.Engine) -> tuple[int, int]:
         conn.execute(sa.text("SELECT pg_stat_clear_snapshot()"))
         commits, rollbacks = conn.execute(query).one()
     return int(commits), int(rollbacks)
+
+
+def lock_hold_ms(config: Path, state_url: str, names: list[str], runs: int) -> list[float]:
+    """Each run's state-row lock hold time, in milliseconds (in this process, one thread)."""
+    from sentinel.config import load_config
+    from sentinel.deployment import Deployment
+
+    deployment = Deployment(load_config(config), state_url)
+    executor = deployment.executor()
+    engine = deployment.state_engine
+    locked: dict[int, float] = {}
+    held: list[float] = []
+
+    def on_execute(conn: sa.Connection, _cursor: Any, statement: str, *_: Any) -> None:
+        if "FOR UPDATE" in statement and "sqlsentinel_state" in statement:
+            locked.setdefault(id(conn.connection.dbapi_connection), time.perf_counter())
+
+    def on_commit(conn: sa.Connection) -> None:
+        started = locked.pop(id(conn.connection.dbapi_connection), None)
+        if started is not None:
+            held.append((time.perf_counter() - started) * 1000)
+
+    sa.event.listen(engine, "before_cursor_execute", on_execute)
+    sa.event.listen(engine, "commit", on_commit)
+    try:
+        for i in range(runs):
+            alert = deployment.config.alert(names[i % len(names)])
+            executor.execute_alert(alert, deployment.adapter, triggered_by="CLI")
+    finally:
+        deployment.close()
+    return held
+
+
+def print_costs(
+    runs: int,
+    threads: int,
+    took: float,
+    cpu: float,
+    held: list[float],
+    redis_after: dict[str, int],
+    redis_before: dict[str, int],
+    pg_after: tuple[int, int],
+    pg_before: tuple[int, int],
+) -> None:
+    # Our own polling of the executions table is one committed transaction per poll, and
+    # INFO/pg_stat reads are ours too: both are small against thousands of runs, and said.
+    deltas = {k: redis_after.get(k, 0) - redis_before.get(k, 0) for k in redis_after}
+    commands = {k: v for k, v in sorted(deltas.items(), key=lambda kv: -kv[1]) if v > 0}
+    commits, rollbacks = (pg_after[i] - pg_before[i] for i in (0, 1))
+    print(f"{runs} runs through 1 worker process x {threads} threads in {took:.1f} s")
+    print(f"  Redis commands per run: {sum(commands.values()) / runs:.2f}")
+    for name, calls in commands.items():
+        print(f"    {name:14s} {calls / runs:6.2f}")
+    print(f"  PostgreSQL per run: {commits / runs:.2f} commits, {rollbacks / runs:.2f} rollbacks")
+    print(f"  worker CPU per run: {cpu / runs * 1000:.2f} ms")
+    if held:
+        p50, p99 = held[len(held) // 2], held[int(len(held) * 0.99)]
+        print(f"  state row lock held per run (one thread): p50 {p50:.2f} ms, p99 {p99:.2f} ms")
 
 
 def main() -> None:
@@ -112,18 +175,10 @@ def main() -> None:
             redis_after, pg_after = command_counts(client), transactions(engine)
         client.close()
         engine.dispose()
-    runs = args.runs
-    # Our own polling of the executions table is one committed transaction per poll, and
-    # INFO/pg_stat reads are ours too: both are small against thousands of runs, and said.
-    deltas = {k: redis_after.get(k, 0) - redis_before.get(k, 0) for k in redis_after}
-    commands = {k: v for k, v in sorted(deltas.items(), key=lambda kv: -kv[1]) if v > 0}
-    commits, rollbacks = (pg_after[i] - pg_before[i] for i in (0, 1))
-    print(f"{runs} runs through 1 worker process x {args.threads} threads in {took:.1f} s")
-    print(f"  Redis commands per run: {sum(commands.values()) / runs:.2f}")
-    for name, calls in commands.items():
-        print(f"    {name:14s} {calls / runs:6.2f}")
-    print(f"  PostgreSQL per run: {commits / runs:.2f} commits, {rollbacks / runs:.2f} rollbacks")
-    print(f"  worker CPU per run: {cpu / runs * 1000:.2f} ms")
+        held = sorted(lock_hold_ms(config, world.db_url, names, args.runs))
+    print_costs(
+        args.runs, args.threads, took, cpu, held, redis_after, redis_before, pg_after, pg_before
+    )
 
 
 if __name__ == "__main__":
