@@ -7,11 +7,13 @@ import threading
 from typing import Any
 
 import dramatiq
+from dramatiq.brokers.redis import RedisBroker
 
 from sentinel.fleet import namespace
 from workers import keys
 from workers.actors import execute_alert
 from workers.broker import queue_depths
+from workers.pipelined_enqueue import PipelinedEnqueue
 
 
 class DramatiqFleet:
@@ -65,8 +67,20 @@ class DramatiqFleet:
 
             client = redis.Redis.from_url(os.environ.get("REDIS_URL") or broker_url() or "")
         FleetScheduler(
-            config_path, client, self.send_run, self.namespace, state_db_url=state_db_url
+            config_path,
+            client,
+            self.send_run,
+            self.namespace,
+            state_db_url=state_db_url,
+            pipeline=self.pipelined_enqueue(),
         ).run(stop)
+
+    def pipelined_enqueue(self) -> PipelinedEnqueue | None:
+        """On Redis, scheduled runs are built ahead and pushed in pipelined round trips; on
+        RabbitMQ (no such script) each is sent on its own."""
+        if isinstance(self.broker, RedisBroker):
+            return PipelinedEnqueue(self.broker, execute_alert)
+        return None
 
 
 def create_fleet() -> DramatiqFleet:

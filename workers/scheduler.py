@@ -13,6 +13,11 @@ remembers. Notifications left pending in the outbox are swept the same way.
 No fault ends the process: the lease, enqueueing, sweeping and the start-up bookkeeping are
 separate steps, each of which may fail on its own (one log line per outage); runs that could not
 be enqueued are held and sent when the broker is back.
+
+On Redis the messages of the next slot are built ahead and pushed at the boundary in pipelined
+round trips (:class:`~workers.pipelined_enqueue.PipelinedEnqueue`): the slot keys are still set
+first, chunk by chunk, and only the runs this replica keyed are pushed. With RabbitMQ each
+message is sent on its own, as before.
 """
 
 from __future__ import annotations
@@ -43,6 +48,7 @@ from sentinel.store.runs import recorded_slots
 from sentinel.store.schema import ensure_schema
 from workers import keys
 from workers.faults import broker_faults
+from workers.pipelined_enqueue import PipelinedEnqueue
 
 log = logging.getLogger("workers.scheduler")
 
@@ -53,8 +59,15 @@ LEASE_TTL_MS = 5_000
 SLOT_KEY_TTL_SECONDS = 2 * 86_400
 #: Pending outbox rows untouched for this long are re-enqueued (their message was lost).
 OUTBOX_STALE_SECONDS = 30.0
-#: Runs whose slot keys are claimed in one pipelined round trip.
-ENQUEUE_CHUNK = 500
+#: Runs whose slot keys are claimed in one pipelined round trip (and then pushed in one more).
+ENQUEUE_CHUNK = 1_000
+#: How long before a slot its messages start being built (with a ``PipelinedEnqueue``).
+PREPARE_AHEAD_SECONDS = 30.0
+#: Messages built per tick: the lease is renewed between ticks, so building 100,000 cannot
+#: outlive it.
+PREPARE_CHUNK = 5_000
+#: No building this close to a slot: what is not built by then is encoded at the boundary.
+PREPARE_MARGIN_SECONDS = 1.0
 
 #: Sends one ``execute-alert`` message: (alert, slot, triggered_by, options) -> message id.
 Send = Callable[[str, str | None, str, dict[str, Any]], str]
@@ -122,9 +135,15 @@ class FleetScheduler:
         clock: Callable[[], datetime] = utcnow,
         send_notification: Callable[[int], None] | None = None,
         state_db_url: str | None = None,
+        pipeline: PipelinedEnqueue | None = None,
     ):
         self.client = client
         self.send = send
+        #: With it, scheduled runs go in pipelined round trips, built ahead (``send`` still
+        #: re-sends what recovery finds owed, one by one).
+        self.pipeline = pipeline
+        self._preparing_for: datetime | None = None
+        self._to_prepare: list[DueRun] = []
         self.send_notification = send_notification or _send_notification
         self.namespace = namespace
         self.clock = clock
@@ -186,6 +205,16 @@ class FleetScheduler:
 
     def _send_all(self, runs: list[DueRun]) -> int:
         """Send each run; on a broker fault the rest (keys already set) wait in ``unsent``."""
+        if self.pipeline is not None:
+            try:
+                self.pipeline.push(runs)
+            except Exception:
+                # Some of the chunk may be in Redis: sent again, a duplicate is dropped by the
+                # claim in the state database.
+                self.unsent = runs
+                raise
+            log.debug("enqueued %d runs in pipelined round trips", len(runs))
+            return len(runs)
         for index, run in enumerate(runs):
             try:
                 self._send(run)
@@ -273,6 +302,7 @@ class FleetScheduler:
             outages.failed(Dependency.REDIS, exc)
             if active:
                 self.recovery.forget()
+                self._forget_prepared()
             return False, defaults.SCHEDULER_MAX_SLEEP_SECONDS
         outages.ok(Dependency.REDIS)
         if not active:
@@ -283,18 +313,46 @@ class FleetScheduler:
         if time.monotonic() - self._swept_at >= defaults.SWEEP_INTERVAL_SECONDS:
             self._swept_at = time.monotonic()
             self.sweep()
-        return True, wait
+        return True, self._prepare_next_slot(wait)
+
+    def _prepare_next_slot(self, wait: float) -> float:
+        """Build a chunk of the next slot's messages ahead of it; the wait until the next tick
+        (none while there is more to build and time to build it)."""
+        upcoming = self.loop.due.next_fire()
+        if self.pipeline is None or upcoming is None:
+            return wait
+        now = self.clock()
+        ahead = (upcoming - now).total_seconds()
+        if not PREPARE_MARGIN_SECONDS < ahead <= PREPARE_AHEAD_SECONDS:
+            return wait
+        if self._preparing_for != upcoming:
+            self._preparing_for = upcoming
+            self.pipeline.discard_before(upcoming)
+            self._to_prepare = self.loop.due.runs_at(upcoming)
+        if not self._to_prepare:
+            return wait
+        chunk, self._to_prepare = self._to_prepare[:PREPARE_CHUNK], self._to_prepare[PREPARE_CHUNK:]
+        self.pipeline.prepare(chunk, now)
+        if self._to_prepare:
+            return 0.0
+        return max(0.0, min(wait, (upcoming - self.clock()).total_seconds()))  # building took time
 
     def _hold_lease(self, active: bool) -> bool:
         if active and not self.lease.renew():
             log.warning("lost the scheduler lease; standing by")
             self.recovery.forget()
+            self._forget_prepared()
             active = False
         if not active and self.lease.acquire():
             log.info("scheduler lease taken (%s): active", self.lease.value)
             self._take_over()
             active = True
         return active
+
+    def _forget_prepared(self) -> None:
+        if self.pipeline is not None:
+            self.pipeline.discard_before(datetime.max)
+        self._preparing_for, self._to_prepare = None, []
 
     def _take_over(self) -> None:
         """Catch up each alert's latest missed slot; what the last replica keyed is owed unless

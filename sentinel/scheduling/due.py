@@ -47,6 +47,16 @@ class DueRuns:
     def next_fire(self) -> datetime | None:
         return self._heap[0][0] if self._heap else None
 
+    def runs_at(self, slot: datetime) -> list[DueRun]:
+        """The runs of every schedule whose next fire is ``slot``, without popping them (the
+        fleet scheduler builds their messages ahead of the boundary)."""
+        return [
+            DueRun(alert, slot)
+            for fire, _, schedule in sorted(self._heap)
+            if fire == slot
+            for alert in self.groups[schedule]
+        ]
+
     def pop_due(self, now: datetime) -> list[DueRun]:
         """Every run whose slot is at or before ``now``; each schedule moves to its next slot."""
         due: list[DueRun] = []
