@@ -22,6 +22,7 @@ from __future__ import annotations
 import functools
 import logging
 import re
+from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any
 
 from sentinel.errors import UnsafeQueryError
@@ -208,16 +209,63 @@ def check_query(sql: str, dialect: str | None) -> None:
     """Refuse anything but a single read-only statement, with a one-line reason.
 
     Raises :class:`~sentinel.errors.UnsafeQueryError`. Results are memoised per (sql, dialect):
-    the same handful of queries is checked on every scheduled run.
+    the same handful of queries is checked on every scheduled run. A config's queries were
+    checked when it loaded (``refusals``, through the on-disk verdict cache), so they are
+    memoised already; a query met only here is parsed.
     """
     reason = _refusal(sql, dialect)
     if reason is not None:
         raise UnsafeQueryError(reason)
 
 
+def refusals(queries: Iterable[str], dialect: str | None) -> dict[str, str]:
+    """The refused queries among ``queries``, each with its reason; the others are safe.
+
+    One look-up in the on-disk verdict cache (:mod:`sentinel.guard_cache`) for all of them, and
+    a sqlglot parse only for those no earlier process has checked: a config's load checks its
+    queries through here, so a start with unchanged queries never imports sqlglot.
+    """
+    texts = list(dict.fromkeys(queries))
+    _PRIMED.update(_learn(texts, dialect))
+    try:
+        return {sql: reason for sql in texts if (reason := _refusal(sql, dialect)) is not None}
+    finally:
+        _PRIMED.clear()
+
+
+#: Verdicts looked up by ``refusals`` in one batch, each taken by ``_refusal`` (which keeps it).
+_PRIMED: dict[tuple[str, str | None], str | None] = {}
+
+
 @functools.lru_cache(maxsize=65536)  # deployments have thousands of alert queries
 def _refusal(sql: str, dialect: str | None) -> str | None:
     """The reason to refuse ``sql``, or None. Returns instead of raising so lru_cache keeps it."""
+    try:
+        return _PRIMED.pop((sql, dialect))
+    except KeyError:  # not in a batch (or another thread's batch took it): check it here
+        return _verdict(sql, dialect)
+
+
+def _learn(queries: list[str], dialect: str | None) -> dict[tuple[str, str | None], str | None]:
+    """Verdicts from the on-disk cache, and from sqlglot (then stored) for those it lacks."""
+    from sentinel.guard_cache import VerdictCache, default_path, guard_version, verdict_key
+
+    cache = VerdictCache(default_path(), guard_version())
+    keys = {sql: verdict_key(cache.version, dialect, sql) for sql in queries}
+    stored = cache.get_many(keys.values())
+    verdicts: dict[tuple[str, str | None], str | None] = {}
+    fresh: dict[str, str | None] = {}
+    for sql, key in keys.items():
+        if key in stored:
+            verdicts[sql, dialect] = stored[key]
+        else:
+            verdicts[sql, dialect] = fresh[key] = _verdict(sql, dialect)
+    cache.put_many(fresh)
+    return verdicts
+
+
+def _verdict(sql: str, dialect: str | None) -> str | None:
+    """The reason to refuse ``sql``, or None: the check itself, by sqlglot."""
     statements = _parse(sql, dialect)
     if isinstance(statements, str):
         return statements
@@ -340,4 +388,4 @@ def _quiet_command_fallback() -> None:
         _filter_installed = True
 
 
-__all__ = ["SIDE_EFFECT_FUNCTIONS", "check_query", "dialect_for_url"]
+__all__ = ["SIDE_EFFECT_FUNCTIONS", "check_query", "dialect_for_url", "refusals"]

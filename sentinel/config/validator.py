@@ -20,7 +20,7 @@ from sentinel.config.models import (
     SentinelConfig,
 )
 from sentinel.enums import Channel
-from sentinel.errors import Issue, UnsafeQueryError, ValidationError
+from sentinel.errors import Issue, ValidationError
 from sentinel.redact import register_secret
 
 
@@ -163,20 +163,21 @@ class ConfigValidator:
 
     @staticmethod
     def _check_queries(alerts: list[AlertConfig], url: str, file: str | None) -> list[Issue]:
-        from sentinel.sqlguard import check_query, dialect_for_url
+        from sentinel.sqlguard import dialect_for_url, refusals
 
-        dialect = dialect_for_url(url)
-        issues = []
-        for alert in alerts:
-            for field_name in ("query", "details_query"):
-                sql = getattr(alert, field_name)
-                if sql is None:
-                    continue
-                try:
-                    check_query(sql, dialect)
-                except UnsafeQueryError as exc:
-                    issues.append(Issue(file, alert.name, field_name, exc.reason))
-        return issues
+        fields = ("query", "details_query")
+        located = [
+            (alert.name, name, sql)
+            for alert in alerts
+            for name in fields
+            if (sql := getattr(alert, name)) is not None
+        ]
+        refused = refusals((sql for _, _, sql in located), dialect_for_url(url))
+        return [
+            Issue(file, alert_name, name, refused[sql])
+            for alert_name, name, sql in located
+            if sql in refused
+        ]
 
     @staticmethod
     def _check_templates(alerts: list[AlertConfig], file: str | None) -> list[Issue]:
