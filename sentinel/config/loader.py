@@ -23,6 +23,8 @@ def substitute_env(
     value: str, where: str, issues: list[Issue], environ: dict[str, str] | None = None
 ) -> str:
     """Replace ``${VAR}`` and ``${VAR:-default}``; record a missing variable as an issue."""
+    if "${" not in value:  # most values (every query of a large config, say) have none
+        return value
     env = os.environ if environ is None else environ
 
     def replace(match: re.Match[str]) -> str:
@@ -74,6 +76,8 @@ class ConfigLoader:
 
     def _substitute(self, node: Any, where: str, issues: list[Issue], root: dict[str, Any]) -> Any:
         if isinstance(node, str):
+            if "${" not in node:
+                return node
             found: list[Issue] = []
             value = substitute_env(node, where, found, self.environ)
             issues.extend(_locate(i, root) for i in found)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import re
 from dataclasses import dataclass, field
 from typing import Any, Literal
@@ -184,16 +185,7 @@ class AlertConfig(_Strict):
     @field_validator("schedule")
     @classmethod
     def validate_schedule(cls, v: str) -> str:
-        from croniter import croniter
-
-        from sentinel.scheduling.cron import five_fields
-
-        v = five_fields(v)
-        try:  # croniter accepts dates that never come, like 30 February
-            croniter(v).get_next(float)
-        except (ValueError, KeyError):
-            raise ValueError(f"cron schedule '{v}' never fires") from None
-        return v
+        return _checked_schedule(v)
 
     @field_validator("timezone")
     @classmethod
@@ -219,6 +211,23 @@ class AlertConfig(_Strict):
                     f"label name '{key}' may only contain letters, digits, '_' and '-'"
                 )
         return {k: str(value) for k, value in v.items()}
+
+
+@functools.lru_cache(maxsize=4096)
+def _checked_schedule(v: str) -> str:
+    """A schedule in five fields, or ValueError; memoised, since a large config has many alerts
+    on few schedules and croniter's parse of one costs more than the rest of an alert's checks.
+    (A refused schedule raises, so it is not memoised and is checked again, as before.)"""
+    from croniter import croniter
+
+    from sentinel.scheduling.cron import five_fields
+
+    v = five_fields(v)
+    try:  # croniter accepts dates that never come, like 30 February
+        croniter(v).get_next(float)
+    except (ValueError, KeyError):
+        raise ValueError(f"cron schedule '{v}' never fires") from None
+    return v
 
 
 #: The alert fields a top-level ``defaults:`` block may set; every alert inherits them. The
