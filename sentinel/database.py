@@ -107,13 +107,13 @@ def create_data_engine(
     opens at most that many connections (keeping ``pool_size`` while idle), so a fleet's
     connection count follows from its thread counts.
     """
-    from sentinel.store.engine import pool_options
+    from sentinel.store.engine import ping_when_idle, pool_options
 
     parsed = normalize_url(url)
     backend, _, driver = parsed.drivername.partition("+")  # get_driver_name() imports the dialect
     whole_seconds = max(1, math.ceil(timeout))
     connect_args: dict[str, Any] = {}
-    options: dict[str, Any] = {"pool_pre_ping": True}
+    options: dict[str, Any] = {}
     if backend == "postgresql" and driver in _LIBPQ_DRIVERS:
         connect_args["connect_timeout"] = max(2, whole_seconds)  # libpq treats 1 as 2 anyway
         read_only = "-c default_transaction_read_only=on"
@@ -146,6 +146,7 @@ def create_data_engine(
         ) from None
     if backend == "sqlite":
         sa.event.listen(engine, "connect", _sqlite_query_only)
+    ping_when_idle(engine)
     return engine
 
 
@@ -227,6 +228,17 @@ class DatabaseAdapter:
         seconds = self.timeout if timeout is None else float(timeout)
         if not seconds > 0:
             raise ValueError(f"timeout must be positive, got {seconds}")
+        # Pools do not ping each connection they hand out (a round trip per query): one that
+        # died in the pool fails the first statement, and the query (read-only, so safe to
+        # repeat) runs once more on a new connection. A database that is away fails that too.
+        try:
+            return self._fetch_once(sql, limit, seconds)
+        except DatabaseUnavailableError as exc:
+            if not _lost_connection(exc):
+                raise
+        return self._fetch_once(sql, limit, seconds)
+
+    def _fetch_once(self, sql: str, limit: int, seconds: float) -> _Rows:
         conn = self._connect()
         deadline = time.monotonic() + seconds
         try:
@@ -282,6 +294,15 @@ class DatabaseAdapter:
                 f"lost the connection to {self._where()}: {_first_line(exc)}"
             )
         return ExecutionError(_first_line(exc))
+
+
+def _lost_connection(exc: BaseException) -> bool:
+    """A query that failed because its pooled connection was gone, not because of the query."""
+    return (
+        isinstance(exc, DatabaseUnavailableError)
+        and isinstance(exc.__cause__, sa_exc.DBAPIError)
+        and bool(exc.__cause__.connection_invalidated)
+    )
 
 
 def _read_rows(conn: Connection, sql: str, limit: int, deadline: float) -> _Rows:

@@ -17,6 +17,7 @@ computed (the README gives the formula) instead of discovered as ``too many clie
 from __future__ import annotations
 
 import functools
+import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -36,6 +37,8 @@ SQLITE_BUSY_TIMEOUT_MS = 30_000
 #: Connections a state engine may open beyond one per thread (a thread holds at most one, but a
 #: margin keeps an unforeseen nested checkout from waiting on the pool).
 STATE_POOL_MARGIN = 1
+#: A pooled connection idle for longer than this is pinged before use (see ping_when_idle).
+PING_AFTER_IDLE_SECONDS = 1.0
 #: Tries of a write transaction that keeps being chosen as a deadlock victim.
 DEADLOCK_ATTEMPTS = 5
 
@@ -90,16 +93,14 @@ def create_state_engine(
         engine = sa.create_engine(sa_url)
         _configure_sqlite(engine)
         return engine
-    kwargs: dict[str, Any] = {
-        "pool_pre_ping": True,
-        **pool_options(None if threads is None else threads + STATE_POOL_MARGIN),
-    }
+    kwargs: dict[str, Any] = pool_options(None if threads is None else threads + STATE_POOL_MARGIN)
     if backend in ("mysql", "mariadb"):
         kwargs["isolation_level"] = "READ COMMITTED"
     kwargs["connect_args"] = {"connect_timeout": 10}
     if read_only and backend == "postgresql":
         kwargs["connect_args"]["options"] = "-c default_transaction_read_only=on"
     engine = sa.create_engine(sa_url, **kwargs)
+    ping_when_idle(engine)
     if read_only and backend in ("mysql", "mariadb"):
 
         @event.listens_for(engine, "connect")
@@ -108,6 +109,30 @@ def create_state_engine(
                 cursor.execute("SET SESSION TRANSACTION READ ONLY")
 
     return engine
+
+
+def ping_when_idle(engine: Engine) -> None:
+    """Ping a pooled connection before use only if it sat idle for ``PING_AFTER_IDLE_SECONDS``.
+
+    ``pool_pre_ping`` costs a round trip at every checkout, a third of a busy worker's. A
+    connection handed back a moment ago is alive unless the server died in that moment, and then
+    the statement fails as a connection fault (retried as every infrastructure error is); one
+    that sat idle through a restart or an idle timeout is pinged, and replaced if it is dead,
+    the way SQLAlchemy's checkout event documents (raising ``DisconnectionError``)."""
+
+    @event.listens_for(engine, "checkin")
+    def _returned(_dbapi_connection: Any, record: Any) -> None:
+        record.info["sentinel_returned_at"] = time.monotonic()
+
+    @event.listens_for(engine, "checkout")
+    def _checkout(dbapi_connection: Any, record: Any, _proxy: Any) -> None:
+        returned = record.info.get("sentinel_returned_at")
+        if returned is None or time.monotonic() - returned < PING_AFTER_IDLE_SECONDS:
+            return  # new, or back in the pool only a moment ago
+        try:
+            engine.dialect.do_ping(dbapi_connection)
+        except engine.dialect.loaded_dbapi.Error as exc:
+            raise sa.exc.DisconnectionError(one_line(exc)) from exc
 
 
 def _configure_sqlite(engine: Engine) -> None:
