@@ -35,6 +35,7 @@ from sentinel.errors import (
     QueryTimeoutError,
 )
 from sentinel.models import QueryResult
+from sentinel.postgres_query import can_pipeline, fetch_pipelined
 from sentinel.query_limits import (
     SOCKET_GRACE_SECONDS,
     is_timeout,
@@ -242,6 +243,8 @@ class DatabaseAdapter:
         conn = self._connect()
         deadline = time.monotonic() + seconds
         try:
+            if can_pipeline(conn):
+                return _Rows(*fetch_pipelined(conn, sql, limit, seconds))
             with read_only_transaction(conn, seconds, deadline):
                 return _read_rows(conn, sql, limit, deadline)
         except sa_exc.DBAPIError as exc:

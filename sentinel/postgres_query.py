@@ -1,0 +1,87 @@
+"""An alert query on PostgreSQL (psycopg 3) in one round trip to the server.
+
+The generic path (:mod:`sentinel.database`) opens the read-only transaction, sets its timeout,
+declares the server-side cursor, describes it, fetches, looks one row ahead and rolls back: about
+nine round trips, each a wake-up of the server and of the worker. Here the same statements go in
+one psycopg pipeline (libpq's pipeline mode) and one ``Sync``:
+
+``BEGIN READ ONLY`` · ``SET LOCAL statement_timeout`` · ``DECLARE … NO SCROLL CURSOR FOR <query>`` ·
+``FETCH FORWARD limit+1`` · ``ROLLBACK``
+
+Nothing is given up: the transaction is read-only (as the connection's default already is), the
+server cancels the ``FETCH`` after the timeout, only ``limit + 1`` rows leave the server (the
+extra one says whether there were more), and the query is still its own extended-protocol
+statement, so a second statement smuggled into it is refused by the server (``cannot insert
+multiple commands into a prepared statement``). The connection is put in driver-level autocommit
+for the pipeline so that psycopg queues no ``BEGIN`` of its own; the ``BEGIN READ ONLY`` is ours.
+"""
+
+from __future__ import annotations
+
+import functools
+from typing import Any
+
+from sqlalchemy import exc as sa_exc
+from sqlalchemy.engine import Connection
+
+#: The server-side cursor's name: one per connection at a time, closed by the ROLLBACK.
+CURSOR = "sentinel_alert_query"
+
+
+@functools.cache
+def pipeline_supported() -> bool:
+    """Whether the installed psycopg and libpq have pipeline mode (libpq 14 and later)."""
+    try:
+        import psycopg
+    except ImportError:
+        return False
+    return bool(psycopg.Pipeline.is_supported())
+
+
+def can_pipeline(conn: Connection) -> bool:
+    """The fast path is for psycopg 3 on PostgreSQL; every other driver takes the generic path."""
+    dialect = conn.dialect
+    return dialect.name == "postgresql" and dialect.driver == "psycopg" and pipeline_supported()
+
+
+def fetch_pipelined(
+    conn: Connection, sql: str, limit: int, seconds: float
+) -> tuple[list[dict[str, Any]], bool, tuple[str, ...]]:
+    """``limit`` rows of ``sql`` (dicts by column name), whether it had more, and its columns.
+
+    Raises SQLAlchemy's :class:`~sqlalchemy.exc.DBAPIError` around the driver's error, as the
+    generic path does, with ``connection_invalidated`` set (and the connection invalidated) when
+    the connection itself is gone."""
+    import psycopg
+    from psycopg.pq import TransactionStatus
+
+    raw: Any = conn.connection.dbapi_connection
+    timeout_ms = max(1, round(seconds * 1000))
+    try:
+        raw.autocommit = True
+        try:
+            with raw.pipeline():
+                statements = raw.cursor()
+                statements.execute("BEGIN READ ONLY")
+                statements.execute(f"SET LOCAL statement_timeout = {timeout_ms}")
+                statements.execute(f"DECLARE {CURSOR} NO SCROLL CURSOR FOR {sql}")
+                fetch = raw.cursor()
+                fetch.execute(f"FETCH FORWARD {limit + 1} FROM {CURSOR}")
+                statements.execute("ROLLBACK")
+            columns = tuple(column.name for column in fetch.description or ())
+            found = fetch.fetchall()
+        finally:
+            if not raw.closed and raw.pgconn.transaction_status != TransactionStatus.IDLE:
+                raw.rollback()  # an error skipped the pipelined ROLLBACK
+            if not raw.closed:
+                raw.autocommit = False
+    except psycopg.Error as exc:
+        error: Any = exc
+        lost = bool(raw.closed) or conn.dialect.is_disconnect(error, raw, None)
+        if lost:
+            conn.invalidate(exc)
+        raise sa_exc.DBAPIError.instance(
+            sql, None, exc, psycopg.Error, connection_invalidated=lost
+        ) from exc
+    rows = [dict(zip(columns, row, strict=True)) for row in found[:limit]]
+    return rows, len(found) > limit, columns
