@@ -227,6 +227,14 @@ def write_transaction(engine: Engine) -> Iterator[Connection]:
 
 
 @contextmanager
+def autocommit(engine: Engine) -> Iterator[Connection]:
+    """A connection whose every statement commits on its own (no BEGIN, no COMMIT round trip);
+    the caller wraps it in :func:`state_errors`."""
+    with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
+        yield conn
+
+
+@contextmanager
 def read_transaction(engine: Engine) -> Iterator[Connection]:
     with state_errors(), engine.connect() as conn, conn.begin():
         yield conn

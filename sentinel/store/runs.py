@@ -8,6 +8,7 @@ row and queues the notifications (the outbox): all of it commits, or none of it 
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
@@ -17,14 +18,17 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
 from sentinel.enums import ExecutionStatus, Outcome
+from sentinel.errors import StateStoreError
 from sentinel.models import QueryResult
 from sentinel.rules import AlertRules, Transition, decide, effective_outcome
 from sentinel.serialization import to_jsonable, to_number
 from sentinel.store.engine import (
+    autocommit,
     inserted_id,
     lock_clause,
     read_transaction,
     retry_deadlocks,
+    state_errors,
     write_transaction,
 )
 from sentinel.store.outbox import insert_notifications
@@ -40,6 +44,16 @@ _FINISH = executions.update().where(
     executions.c.status == ExecutionStatus.RUNNING,
     executions.c.claimed_at == sa.bindparam("b_claimed_at"),
 )
+
+
+@functools.cache
+def _claim_statement() -> Any:
+    """PostgreSQL's claim: the execution row, or nothing when its slot or message has one."""
+    from sqlalchemy.dialects import postgresql
+
+    return postgresql.insert(executions).on_conflict_do_nothing().returning(executions.c.id)
+
+
 #: The execution status each outcome is recorded with (the contract's success/failure/error).
 EXECUTION_STATUS = {
     Outcome.OK: ExecutionStatus.SUCCESS,
@@ -112,13 +126,22 @@ def claim_run(
         "query": query,
         "message_id": message_id,
     }
-    try:
-        with write_transaction(engine) as conn:
-            execution_id = inserted_id(conn.execute(_INSERT_EXECUTION, values))
-        return Claim(execution_id, alert_name, scheduled_for, triggered_by, now, worker_id)
-    except sa.exc.IntegrityError:
+    if engine.dialect.name == "postgresql":
+        # One statement, one round trip, committed on its own: the claim outlives a crash.
+        with state_errors(), autocommit(engine) as conn:
+            claimed = conn.execute(_claim_statement(), values).scalar()
+        if claimed is not None:
+            return Claim(int(claimed), alert_name, scheduled_for, triggered_by, now, worker_id)
         if scheduled_for is None and message_id is None:
-            raise
+            raise StateStoreError("state database: the claim inserted no row and has no key")
+    else:
+        try:
+            with write_transaction(engine) as conn:
+                execution_id = inserted_id(conn.execute(_INSERT_EXECUTION, values))
+            return Claim(execution_id, alert_name, scheduled_for, triggered_by, now, worker_id)
+        except sa.exc.IntegrityError:
+            if scheduled_for is None and message_id is None:
+                raise
     # The run has a row already (by its slot, or by its message: both are unique keys):
     # finished, running elsewhere, or this message's own from an earlier attempt.
     where = (
