@@ -32,8 +32,8 @@ from sentinel.store.engine import (
     write_transaction,
 )
 from sentinel.store.outbox import insert_notifications
-from sentinel.store.silences import active_silences, silenced_until
-from sentinel.store.state import lock_state, save_state
+from sentinel.store.silences import silenced_until
+from sentinel.store.state import lock_state_with_silences, save_state
 from sentinel.store.tables import executions
 
 # Statements built once and executed with parameters, so SQLAlchemy compiles each only once.
@@ -235,8 +235,8 @@ def apply_outcome(
         )
         if finished.rowcount != 1:
             return None  # taken over by another worker after this one was presumed dead
-        current = lock_state(conn, claim.alert_name, now)
-        until = silenced_until(active_silences(conn, now), claim.alert_name, labels or {}, now)
+        current, found = lock_state_with_silences(conn, claim.alert_name, now)
+        until = silenced_until(found, claim.alert_name, labels or {}, now)
         transition = decide(
             current, run.outcome, rules, now, silenced=until is not None, muted=muted
         )

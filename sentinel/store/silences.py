@@ -40,17 +40,44 @@ class Silence:
         return all(labels.get(k) == v for k, v in self.matchers.items())
 
 
-def _silence(row: Any) -> Silence:
+def _silence(row: Any, prefix: str = "") -> Silence:
+    values = row._mapping
     return Silence(
-        id=int(row.id),
-        alert_name=row.alert_name,
-        matchers=dict(row.matchers or {}),
-        created_by=row.created_by,
-        reason=row.reason,
-        starts_at=row.starts_at,
-        ends_at=row.ends_at,
-        created_at=row.created_at,
+        id=int(values[prefix + "id"]),
+        alert_name=values[prefix + "alert_name"],
+        matchers=dict(values[prefix + "matchers"] or {}),
+        created_by=values[prefix + "created_by"],
+        reason=values[prefix + "reason"],
+        starts_at=values[prefix + "starts_at"],
+        ends_at=values[prefix + "ends_at"],
+        created_at=values[prefix + "created_at"],
     )
+
+
+#: Prefix of the silence columns joined to another table's row (see :func:`joined_silence`).
+JOINED_PREFIX = "silence_"
+
+
+def joinable_silence_columns() -> list[sa.Label[Any]]:
+    """The silence columns, labelled so that they can sit beside another table's in one row."""
+    return [column.label(JOINED_PREFIX + column.name) for column in silences.c]
+
+
+def active_for_alert(now: sa.ColumnElement[Any], alert_name: sa.ColumnElement[Any]) -> Any:
+    """The join condition of the silences that may apply to one alert now: active, and either
+    for this alert by name or by label matchers (the matchers are compared in Python)."""
+    return sa.and_(
+        silences.c.ends_at > now,
+        silences.c.starts_at <= now,
+        sa.or_(silences.c.alert_name == alert_name, silences.c.alert_name.is_(None)),
+    )
+
+
+def joined_silence(row: Any) -> Silence | None:
+    """The silence in a row of an outer join with :func:`joinable_silence_columns` (or None)."""
+    if row._mapping[JOINED_PREFIX + "id"] is None:
+        return None
+    return _silence(row, JOINED_PREFIX)
 
 
 def add_silence(

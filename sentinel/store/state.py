@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable, Mapping
 from dataclasses import fields
 from datetime import datetime
@@ -14,11 +15,16 @@ from sentinel.models import AlertState, utcnow
 from sentinel.store.engine import insert_ignore, lock_clause, read_transaction, write_transaction
 from sentinel.store.schema import ensure_schema
 from sentinel.store.silences import (
+    Silence,
+    active_for_alert,
     active_silences,
     add_silence,
     end_silences,
+    joinable_silence_columns,
+    joined_silence,
     silenced_until,
 )
+from sentinel.store.tables import silences
 from sentinel.store.tables import state as state_table
 
 _COLUMNS = [f.name for f in fields(AlertState)]
@@ -50,6 +56,39 @@ def lock_state(conn: Connection, alert_name: str, now: datetime) -> AlertState:
         ensure_state_row(conn, alert_name, now)
         row = conn.execute(query, {"b_name": alert_name}).one()
     return row_to_state(row)
+
+
+@functools.cache
+def _lock_state_with_silences() -> sa.Select[Any]:
+    """PostgreSQL: the state row, locked, outer-joined to the silences that may apply to it."""
+    now: sa.BindParameter[datetime] = sa.bindparam("b_now")
+    joined = state_table.outerjoin(silences, active_for_alert(now, state_table.c.alert_name))
+    return (
+        sa.select(state_table, *joinable_silence_columns())
+        .select_from(joined)
+        .where(state_table.c.alert_name == sa.bindparam("b_name"))
+        .with_for_update(of=state_table)
+    )
+
+
+def lock_state_with_silences(
+    conn: Connection, alert_name: str, now: datetime
+) -> tuple[AlertState, list[Silence]]:
+    """The alert's state, locked (created if missing), and the silences that may cover it now.
+
+    On PostgreSQL one statement reads both (``FOR UPDATE OF`` the state row only: silences are
+    read, never locked), a round trip less per run. Elsewhere, two: MariaDB has no ``FOR UPDATE
+    OF`` and would lock the silence rows too."""
+    if conn.dialect.name != "postgresql":
+        return lock_state(conn, alert_name, now), active_silences(conn, now)
+    query = _lock_state_with_silences()
+    params = {"b_name": alert_name, "b_now": now}
+    rows = conn.execute(query, params).all()
+    if not rows:
+        ensure_state_row(conn, alert_name, now)
+        rows = conn.execute(query, params).all()
+    found = [silence for silence in map(joined_silence, rows) if silence is not None]
+    return row_to_state(rows[0]), found
 
 
 def save_state(conn: Connection, new: AlertState) -> None:
