@@ -19,8 +19,9 @@ workers, runs every alert once to warm up (config load, pools, state rows),
 then is timed. N defaults, per phase, to what its workers do in ``--seconds`` (15 s), measured
 on a calibration batch of two runs per alert; ``--count`` fixes it for both. Afterwards, with
 the workers stopped, executions of each kind run in this process, single-threaded, counting
-statements, pool checkouts (each one a pre-ping on the fleet's engines), transactions and driver
-round trips, and the fleet's executor is profiled (top cProfile entries), to show where the gap
+driver round trips, statements, commits and rollbacks from libpq's own protocol trace (see
+``Counter``) and pool checkouts, against the target of at most 8 round trips and 2 commits per
+execution; and the fleet's executor is profiled (top cProfile entries), to show where the gap
 comes from.
 
 Usage: .venv/bin/python bench/fleet_throughput.py [--count N] [--rounds 2] [--alerts 200]
@@ -34,6 +35,7 @@ import cProfile
 import io
 import os
 import pstats
+import tempfile
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -56,9 +58,12 @@ from fleetkit import (
     wait_until,
     write_config,
 )
+from psycopg.pq import Trace
 
 QUERY = "SELECT 'OK' AS status"
 TARGET_RATIO = 0.7
+TARGET_ROUND_TRIPS = 8
+TARGET_COMMITS = 2
 
 
 @dataclass
@@ -147,32 +152,71 @@ class Fleet:
 
 
 class Counter:
-    """Statements, pool checkouts (each one a pre-ping where the engine has pool_pre_ping),
-    commits and rollbacks seen on some engines, from SQLAlchemy's events."""
+    """What some engines' connections said to PostgreSQL, from libpq's own protocol trace.
 
-    def __init__(self, engines: list[sa.Engine]):
-        self.counts = {"statements": 0, "checkouts": 0, "commits": 0, "rollbacks": 0}
+    Each pooled connection is traced (``PQtrace``) from its first checkout: a driver round trip
+    is one ``ReadyForQuery`` from the server (the answer that ends every exchange, however many
+    statements a pipeline carried); a statement is one ``CommandComplete`` or ``ErrorResponse``;
+    a commit is a ``COMMIT`` or a write (INSERT/UPDATE/DELETE) run outside a transaction block
+    (autocommit); a rollback is a ``ROLLBACK``. Pool checkouts come from SQLAlchemy's events."""
+
+    WRITES = ("INSERT", "UPDATE", "DELETE")
+
+    def __init__(self, engines: list[sa.Engine], directory: Path):
+        self.directory = directory
+        self.checkouts = 0
+        self.traced: list[tuple[Any, Path]] = []
         self.listeners: list[tuple[Any, str, Callable[..., None]]] = []
         for engine in engines:
-            for target, event, key in (
-                (engine, "before_cursor_execute", "statements"),
-                (engine.pool, "checkout", "checkouts"),
-                (engine, "commit", "commits"),
-                (engine, "rollback", "rollbacks"),
-            ):
-                listener = self._bump(key)
-                sa.event.listen(target, event, listener)
-                self.listeners.append((target, event, listener))
+            sa.event.listen(engine.pool, "checkout", self._checkout)
+            self.listeners.append((engine.pool, "checkout", self._checkout))
 
-    def _bump(self, key: str) -> Callable[..., None]:
-        def listener(*_: Any) -> None:
-            self.counts[key] += 1
+    def _checkout(self, dbapi_connection: Any, record: Any, _proxy: Any) -> None:
+        self.checkouts += 1
+        if record.info.get("bench_traced") is self:
+            return
+        record.info["bench_traced"] = self
+        path = self.directory / f"trace-{len(self.traced)}.txt"
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC)
+        pgconn = dbapi_connection.pgconn
+        pgconn.trace(fd)
+        pgconn.set_trace_flags(Trace.SUPPRESS_TIMESTAMPS | Trace.REGRESS_MODE)
+        self.traced.append((pgconn, path))
 
-        return listener
-
-    def remove(self) -> None:
+    def remove(self) -> dict[str, int]:
         for target, event, listener in self.listeners:
             sa.event.remove(target, event, listener)
+        counts = {"statements": 0, "round trips": 0, "commits": 0, "rollbacks": 0}
+        for pgconn, path in self.traced:
+            pgconn.untrace()  # flushes the trace
+            self._count(path.read_text(errors="replace"), counts)
+        return counts
+
+    def _count(self, trace: str, counts: dict[str, int]) -> None:
+        in_block = False
+        for line in trace.splitlines():
+            parts = line.split("\t")
+            if len(parts) < 3 or parts[0] != "B":
+                continue
+            message, rest = parts[2], "\t".join(parts[3:]).strip()
+            if message == "ReadyForQuery":
+                counts["round trips"] += 1
+                in_block = rest in ("T", "E")
+            elif message == "ErrorResponse":
+                counts["statements"] += 1
+            elif message == "CommandComplete":
+                counts["statements"] += 1
+                tag = rest.strip('"')
+                if tag == "BEGIN":
+                    in_block = True
+                elif tag == "COMMIT":
+                    counts["commits"] += 1
+                    in_block = False
+                elif tag == "ROLLBACK":
+                    counts["rollbacks"] += 1
+                    in_block = False
+                elif tag.startswith(self.WRITES) and not in_block:
+                    counts["commits"] += 1
 
 
 def profile(run: Callable[[int], None], runs: int) -> pstats.Stats:
@@ -185,7 +229,8 @@ def profile(run: Callable[[int], None], runs: int) -> pstats.Stats:
 
 
 def driver_waits(stats: pstats.Stats) -> int:
-    """Calls of psycopg's Connection.wait: one per exchange with the server (a round trip)."""
+    """Calls of psycopg's Connection.wait (the count this benchmark used to call round trips:
+    one per statement outside a pipeline, one per queued statement inside one)."""
     raw: dict[tuple[str, int, str], tuple[int, int, float, float, Any]] = stats.stats  # type: ignore[attr-defined]
     return sum(
         calls
@@ -213,28 +258,10 @@ def in_process(config: Path, state_url: str, names: list[str], runs: int) -> Non
     def ceiling_run(i: int) -> None:
         ceiling_actor.ceiling_execute.fn(names[i % len(names)])
 
-    # What-if: the same executor and adapter on engines without pool_pre_ping (otherwise set up
-    # like create_state_engine's and create_data_engine's: pool size, read-only data sessions).
-    from sentinel.database import DatabaseAdapter
-
-    url = deployment.state_engine.url
-    bare_state = sa.create_engine(url, pool_size=5, max_overflow=10)
-    read_only = {"options": "-c default_transaction_read_only=on", "connect_timeout": 30}
-    bare_data = sa.create_engine(url, pool_size=5, connect_args=read_only)
-    bare_executor = AlertExecutor(bare_state, deployment.notification_factory)
-    bare_adapter = DatabaseAdapter(bare_data, timeout=deployment.adapter.timeout)
-
-    def bare_run(i: int) -> None:
-        bare_executor.execute_alert(alerts[i % len(alerts)], bare_adapter, triggered_by="CLI")
-
-    print(
-        f"\nIn this process, one thread, {runs} executions each (workers stopped; 'fleet, no "
-        "pre-ping' = the same executor on engines built without pool_pre_ping, a what-if):"
-    )
+    print(f"\nIn this process, one thread, {runs} executions each (workers stopped):")
     kinds = {
         "fleet executor": (fleet_run, [deployment.state_engine, deployment.adapter.engine]),
         "ceiling actor body": (ceiling_run, [ceiling_engine]),
-        "fleet, no pre-ping": (bare_run, [bare_state, bare_data]),
     }
     profiles = {}
     for label, (run, used) in kinds.items():
@@ -246,19 +273,31 @@ def in_process(config: Path, state_url: str, names: list[str], runs: int) -> Non
             run(i)
         wall = (time.perf_counter() - started) / runs * 1000
         cpu_ms = (time.process_time() - cpu) / runs * 1000
-        counter = Counter(used)
-        for i in range(runs):
-            run(i)
-        counter.remove()
-        per = {k: v / runs for k, v in counter.counts.items()}
+        with tempfile.TemporaryDirectory() as traces:
+            counter = Counter(used, Path(traces))
+            for i in range(runs):
+                run(i)
+            counts = counter.remove()
+        per = {k: v / runs for k, v in counts.items()}
         profiles[label] = profile(run, runs)
         waits = driver_waits(profiles[label]) / runs
         print(
             f"  {label:19s} {wall:5.2f} ms/execution wall, {cpu_ms:5.2f} ms CPU in this process; "
-            f"per execution: {per['statements']:.0f} statements, {per['checkouts']:.0f} pool "
-            f"checkouts, {per['commits']:.0f} commits, {per['rollbacks']:.0f} rollbacks, "
-            f"{waits:.0f} driver round trips"
+            f"per execution: {per['round trips']:.1f} driver round trips, "
+            f"{per['statements']:.1f} statements, {counter.checkouts / runs:.1f} pool checkouts, "
+            f"{per['commits']:.1f} commits, {per['rollbacks']:.1f} rollbacks "
+            f"(and {waits:.1f} calls of psycopg's Connection.wait)"
         )
+        if label == "fleet executor":
+            verdict = (
+                "meets"
+                if per["round trips"] <= TARGET_ROUND_TRIPS and per["commits"] <= TARGET_COMMITS
+                else "MISSES"
+            )
+            print(
+                f"  {verdict} the target of at most {TARGET_ROUND_TRIPS} round trips and "
+                f"{TARGET_COMMITS} commits per execution"
+            )
 
     print(
         f"\ncProfile of the fleet executor ({runs} runs, one thread), sentinel functions by "
@@ -280,8 +319,6 @@ def in_process(config: Path, state_url: str, names: list[str], runs: int) -> Non
         print(f"  {cumulative / runs * 1000:6.2f}  {file.removeprefix(root)}:{line}({name})")
     deployment.close()
     ceiling_engine.dispose()
-    bare_state.dispose()
-    bare_data.dispose()
 
 
 Kind = tuple[str, list[str], Callable[[str], object], Callable[[], int]]
