@@ -26,45 +26,10 @@ from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any
 
 from sentinel.errors import UnsafeQueryError
+from sentinel.sql_dialects import dialect_for_url
 
 if TYPE_CHECKING:
     from sqlglot import exp
-
-# SQLAlchemy backend name (the part of the URL scheme before any "+driver") -> sqlglot dialect.
-_DIALECTS: dict[str, str] = {
-    "postgres": "postgres",
-    "postgresql": "postgres",
-    "psycopg": "postgres",
-    "psycopg2": "postgres",
-    "pgsql": "postgres",
-    "cockroachdb": "postgres",
-    "redshift": "redshift",
-    "mysql": "mysql",
-    "mariadb": "mysql",
-    "singlestoredb": "singlestore",
-    "sqlite": "sqlite",
-    "duckdb": "duckdb",
-    "mssql": "tsql",
-    "snowflake": "snowflake",
-    "bigquery": "bigquery",
-    "oracle": "oracle",
-    "trino": "trino",
-    "presto": "presto",
-    "clickhouse": "clickhouse",
-    "databricks": "databricks",
-    "hive": "hive",
-    "awsathena": "athena",
-    "teradatasql": "teradata",
-    "teradata": "teradata",
-    "exasol": "exasol",
-    "doris": "doris",
-    "starrocks": "starrocks",
-    "dremio": "dremio",
-    "drill": "drill",
-    "druid": "druid",
-    "risingwave": "risingwave",
-    "materialize": "materialize",
-}
 
 #: Built-in functions refused anywhere in a query because calling them *is* a side effect.
 SIDE_EFFECT_FUNCTIONS: frozenset[str] = frozenset(
@@ -194,17 +159,6 @@ class _DropCommandFallbackWarning(logging.Filter):
 _filter_installed = False
 
 
-def dialect_for_url(url: str) -> str | None:
-    """The sqlglot dialect for a SQLAlchemy URL, or None (sqlglot's generic dialect) if unknown.
-
-    Only the scheme is read, so any URL SQLAlchemy accepts works, including ones whose password
-    contains characters that would make a full parse fail.
-    """
-    scheme = url.split("://", 1)[0] if "://" in url else url.split(":", 1)[0]
-    backend = scheme.split("+", 1)[0].strip().lower()
-    return _DIALECTS.get(backend)
-
-
 def check_query(sql: str, dialect: str | None) -> None:
     """Refuse anything but a single read-only statement, with a one-line reason.
 
@@ -316,34 +270,69 @@ def _is_read(node: exp.Expr) -> bool:
 
 def _forbidden_inside(statement: exp.Expr) -> str | None:
     """The first write, lock, unparsed command or side-effecting call anywhere in the tree."""
-    from sqlglot import exp
-
-    forbidden = tuple(
-        cls for name in _FORBIDDEN_NODE_NAMES if isinstance(cls := getattr(exp, name, None), type)
-    )
     for node in statement.walk():
-        if isinstance(node, exp.Command):
+        cls = type(node)
+        role = _ROLES[cls] if cls in _ROLES else _role(cls)
+        if role is None:
+            continue
+        if role == "command":
             return f"query contains a statement the parser does not understand ({_kind(node)})"
-        if isinstance(node, exp.Into):
+        if role == "into":
             return "SELECT ... INTO writes a table or variables; not allowed in an alert query"
-        if isinstance(node, exp.Lock):
+        if role == "lock":
             return "locking clauses (FOR UPDATE / FOR SHARE / LOCK IN SHARE MODE) are not allowed"
-        if isinstance(node, forbidden):
+        if role == "forbidden":
             return f"query contains a {_kind(node)} statement; alert queries may only read"
-        if isinstance(node, exp.Func):
-            name = _function_name(node)
-            if name in SIDE_EFFECT_FUNCTIONS:
-                return f"function {name}() has side effects and is not allowed in an alert query"
+        name = _function_name(node)
+        if name in SIDE_EFFECT_FUNCTIONS:
+            return f"function {name}() has side effects and is not allowed in an alert query"
     return None
 
 
-def _function_name(node: exp.Func) -> str:
+#: ``_role`` of each node class met so far.
+_ROLES: dict[type, str | None] = {}
+
+
+def _role(cls: type) -> str | None:
+    """What a node of this class means to the guard, tested in the order the checks are made;
+    None for the nodes that are harmless, most of every tree. Kept per class, so a walk asks
+    one dict per node instead of five isinstance checks."""
+    _ROLES[cls] = role = _classify(cls)
+    return role
+
+
+def _classify(cls: type) -> str | None:
+    from sqlglot import exp
+
+    forbidden = tuple(
+        c for name in _FORBIDDEN_NODE_NAMES if isinstance(c := getattr(exp, name, None), type)
+    )
+    for role, classes in (
+        ("command", exp.Command),
+        ("into", exp.Into),
+        ("lock", exp.Lock),
+        ("forbidden", forbidden),
+        ("anonymous", exp.Anonymous),
+    ):
+        if issubclass(cls, classes):
+            return role
+    if issubclass(cls, exp.Func):
+        # A built-in's name is its class's: only the side-effecting ones need a second look.
+        return "function" if _class_function_name(cls) in SIDE_EFFECT_FUNCTIONS else None
+    return None
+
+
+def _function_name(node: exp.Expr) -> str:
     from sqlglot import exp
 
     if isinstance(node, exp.Anonymous):
         return str(node.name).lower()
-    names = type(node).sql_names()
-    return str(names[0]).lower() if names else str(type(node).__name__).lower()
+    return _class_function_name(type(node))
+
+
+def _class_function_name(cls: type) -> str:
+    names = cls.sql_names()  # type: ignore[attr-defined]
+    return str(names[0]).lower() if names else str(cls.__name__).lower()
 
 
 def _kind(node: exp.Expr) -> str:
