@@ -90,9 +90,25 @@ def _migration_lock(conn: Connection) -> Iterator[None]:
         yield
 
 
+def _at_head(engine: Engine) -> bool:
+    """One query when the schema is there (every start but the first): read the revision
+    directly. Any error (no table yet, or anything else) is left to the full check that follows,
+    which says what is wrong as before."""
+    try:
+        with engine.connect() as conn:
+            found = conn.execute(sa.text(f"SELECT version_num FROM {VERSION_TABLE}")).scalar()
+    except sa.exc.DBAPIError:
+        return False
+    return found == HEAD_REVISION
+
+
 def ensure_schema(engine: Engine) -> None:
     """Make sure the state tables exist at the head revision (cheap once per engine)."""
     if engine in _ready:
+        return
+    if _at_head(engine):
+        with _ready_lock:
+            _ready.add(engine)
         return
     try:
         with engine.connect() as conn:
