@@ -152,9 +152,10 @@ def test_concurrent_processes_keep_the_cache_whole(cache_file: Path) -> None:
         assert worker.exitcode == 0
     with sqlite3.connect(cache_file) as conn:
         assert conn.execute("PRAGMA integrity_check").fetchone() == ("ok",)
-    # Writers that found the file busy skipped their writes; what was written is right.
-    assert all(refusal is None for _, _, refusal in stored_rows(cache_file))
-    assert 200 <= len(stored_rows(cache_file)) <= 500
+    # A writer that found the file busy for long skips its write; what was written is right.
+    rows = stored_rows(cache_file)
+    assert rows and all(refusal is None for _, _, refusal in rows)
+    assert len(rows) == len({key for key, _, _ in rows}) <= 500
 
 
 def test_a_config_load_checks_its_queries_in_one_batch(cache_file: Path, tmp_path: Path) -> None:
