@@ -7,12 +7,17 @@ import os
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
+from functools import cached_property
+from typing import TYPE_CHECKING
 
 from fastapi import Request
 
 from sentinel.deployment import Deployment
 from sentinel.errors import SQLSentinelError
 from sentinel.models import utcnow
+
+if TYPE_CHECKING:
+    from sentinel.api.listing import AlertList
 
 
 class UnauthorizedError(SQLSentinelError):
@@ -28,6 +33,13 @@ class ApiContext:
     #: ``SENTINEL_API_PUBLIC_STATUS``: read-only status endpoints and the page need no token.
     public_read: bool = False
     clock: Callable[[], datetime] = field(default=utcnow)
+
+    @cached_property
+    def alert_list(self) -> AlertList:
+        """The deployment's alert list, kept across requests (its config is fixed)."""
+        from sentinel.api.listing import AlertList
+
+        return AlertList(self.deployment)
 
     @classmethod
     def from_env(cls, deployment: Deployment) -> ApiContext:

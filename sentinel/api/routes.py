@@ -10,7 +10,6 @@ from fastapi import APIRouter, Depends, Query, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
 from fastapi.routing import APIRoute
-from pydantic import TypeAdapter
 from starlette.exceptions import HTTPException
 
 from sentinel.api import schemas, views
@@ -100,12 +99,9 @@ def ready(ctx: Ctx) -> JSONResponse:
     tags=["alerts"],
 )
 def list_alerts(ctx: Ctx) -> Response:
-    # Serialised in one pass by pydantic-core: FastAPI would validate the 1,000 models again.
-    body = _SUMMARIES.dump_json(views.summaries(ctx.deployment, ctx.clock()))
-    return Response(body, media_type="application/json")
-
-
-_SUMMARIES = TypeAdapter(list[schemas.AlertSummary])
+    # The JSON is pydantic-core's, kept per alert by the list and rebuilt only where the state
+    # changed (sentinel.api.listing); FastAPI would validate and serialise 1,000 models again.
+    return Response(ctx.alert_list.json(ctx.clock()), media_type="application/json")
 
 
 @router.get(

@@ -7,17 +7,33 @@ notification targets."""
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Any, Protocol
 
 from sentinel.api import schemas
 from sentinel.config import AlertConfig
 from sentinel.deployment import Deployment
-from sentinel.enums import AlertStatus, Channel
+from sentinel.enums import AlertStatus, Channel, ExecutionStatus
 from sentinel.models import ExecutionRecord
 from sentinel.redact import safe_url
-from sentinel.store.overview import AlertOverview, activity, alert_overviews
+from sentinel.store.overview import AlertOverview, ListedState, activity, alert_overviews
 
 
-def _value(record: ExecutionRecord | None, key: str) -> float | str | None:
+class ShownRun(Protocol):
+    """The columns of a run the summary shows (an execution record, or the list's lighter row)."""
+
+    @property
+    def executed_at(self) -> datetime: ...
+    @property
+    def status(self) -> ExecutionStatus: ...
+    @property
+    def actual_value(self) -> float | None: ...
+    @property
+    def threshold(self) -> float | None: ...
+    @property
+    def context_data(self) -> dict[str, Any] | None: ...
+
+
+def _value(record: ShownRun | None, key: str) -> float | str | None:
     if record is None:
         return None
     value = getattr(record, key)
@@ -34,7 +50,32 @@ def summaries(deployment: Deployment, now: datetime) -> list[schemas.AlertSummar
 
 
 def summary(overview: AlertOverview) -> schemas.AlertSummary:
-    alert, state, last = overview.alert, overview.state, overview.last_run
+    state = overview.state
+    return summary_of(
+        overview.alert,
+        ListedState(
+            state.current_status,
+            state.status_since,
+            state.consecutive_alerts,
+            state.last_execution_id,
+        ),
+        state.silence_until,
+        overview.last_run,
+        overview.next_run,
+        overview.muted,
+    )
+
+
+def summary_of(
+    alert: AlertConfig,
+    state: ListedState,
+    silenced_until: datetime | None,
+    last: ShownRun | None,
+    next_run: datetime | None,
+    muted: bool,
+) -> schemas.AlertSummary:
+    """One alert's line of the list, from its parts: the one place its shape is decided, for
+    the full overview and for the list's incremental reading alike."""
     pending = (
         f"{state.consecutive_alerts}/{alert.fire_after}"
         if state.current_status == AlertStatus.PENDING
@@ -56,9 +97,9 @@ def summary(overview: AlertOverview) -> schemas.AlertSummary:
         threshold=_value(last, "threshold"),
         last_run_at=last.executed_at if last else None,
         last_result=last.status if last else None,
-        next_run=overview.next_run,
-        silenced_until=state.silence_until,
-        muted=overview.muted,
+        next_run=next_run,
+        silenced_until=silenced_until,
+        muted=muted,
     )
 
 
