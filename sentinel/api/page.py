@@ -23,7 +23,7 @@ from markupsafe import Markup
 
 from sentinel.api import views
 from sentinel.api.chart import CHART_POINTS, chart
-from sentinel.api.context import ApiContext, bearer, context
+from sentinel.api.context import ApiContext, bearer, context, context_of
 from sentinel.api.listing import Line
 from sentinel.config import AlertConfig
 from sentinel.durations import end_after, parse_duration
@@ -125,7 +125,7 @@ def _root(request: Request) -> str:
 
 
 def _page(request: Request, name: str, http_status: int = 200, **values: Any) -> Response:
-    ctx = context(request)
+    ctx = context_of(request)
     values.setdefault("now", ctx.clock())
     values.update(
         root=_root(request),
