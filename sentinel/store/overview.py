@@ -141,17 +141,14 @@ def read_alert_list(
     """
     ensure_schema(engine)
     with read_transaction(engine) as conn:
-        states = {
-            name: ListedState(status, since, alerts, last_id)
-            for name, status, since, alerts, last_id in conn.execute(_LISTED_STATES)
-            if name in names
-        }
+        states: dict[str, ListedState] = {}
+        missing: list[int] = []
+        for name, status, since, alerts, last_id in conn.execute(_LISTED_STATES):
+            if name in names:
+                states[name] = ListedState(status, since, alerts, last_id)
+                if last_id and last_id not in known_runs:
+                    missing.append(last_id)
         silences = active_silences(conn, now)
-        missing = [
-            s.last_execution_id
-            for s in states.values()
-            if s.last_execution_id and s.last_execution_id not in known_runs
-        ]
         runs: dict[int, FinishedRun] = {}
         for start in range(0, len(missing), 500):  # under every driver's parameter limit
             chunk = missing[start : start + 500]
