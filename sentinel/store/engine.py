@@ -193,6 +193,14 @@ def state_errors() -> Iterator[None]:
         raise
 
 
+#: How long a deadlock victim waits before it tries again (random, so that twins part ways).
+_DEADLOCK_PAUSE = wait_random(0.01, 0.2)
+
+
+def _deadlocked(exc: BaseException) -> bool:
+    return isinstance(exc, StateStoreError) and exc.deadlock
+
+
 def retry_deadlocks(transaction: Callable[P, R]) -> Callable[P, R]:
     """Run a whole write transaction again when the database picked it as a deadlock victim.
 
@@ -202,10 +210,17 @@ def retry_deadlocks(transaction: Callable[P, R]) -> Callable[P, R]:
 
     @functools.wraps(transaction)
     def again(*args: P.args, **kwargs: P.kwargs) -> R:
+        # The first try runs bare: building a retry loop for every run of the hot path costs
+        # tens of microseconds, and deadlocks are rare.
+        try:
+            return transaction(*args, **kwargs)
+        except StateStoreError as exc:
+            if not exc.deadlock:
+                raise
         for attempt in Retrying(
-            retry=retry_if_exception(lambda e: isinstance(e, StateStoreError) and e.deadlock),
-            wait=wait_random(0.01, 0.2),
-            stop=stop_after_attempt(DEADLOCK_ATTEMPTS),
+            retry=retry_if_exception(_deadlocked),
+            before=lambda state: time.sleep(_DEADLOCK_PAUSE(state)),  # a pause before each try
+            stop=stop_after_attempt(DEADLOCK_ATTEMPTS - 1),
             reraise=True,
         ):
             with attempt:
