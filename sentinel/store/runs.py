@@ -245,7 +245,7 @@ def apply_outcome(
         )
         if transition.outcome == Outcome.ERROR:
             new_state.last_error = run.error
-        save_state(conn, new_state)
+        save_state(conn, new_state, locked=current)
         outbox: list[tuple[int, str]] = []
         if transition.notify and transition.event and channels:
             event = transition.event
