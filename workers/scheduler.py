@@ -78,6 +78,15 @@ if redis.call('get', KEYS[1]) == ARGV[1] then
 end
 return 0
 """
+#: ``SET key value NX EX ttl`` for each key: 1 where this call set it. One command for a whole
+#: chunk (a pipeline of 1,000 ``SET``s costs the client three times as much to pack and parse).
+_CLAIM = """
+local claimed = {}
+for i, key in ipairs(KEYS) do
+    claimed[i] = redis.call('set', key, ARGV[1], 'NX', 'EX', ARGV[2]) and 1 or 0
+end
+return claimed
+"""
 _RELEASE = """
 if redis.call('get', KEYS[1]) == ARGV[1] then
     return redis.call('del', KEYS[1])
@@ -150,6 +159,7 @@ class FleetScheduler:
         self.deployment = Deployment.from_file(config_path, state_db_url, threads=1)
         gc.freeze()  # 100,000 alerts: keep them out of full collections (a 0.6 s pause otherwise)
         self.lease = Lease(client, namespace)
+        self._claim = client.register_script(_CLAIM)
         #: Due runs not yet enqueued (broker away): those whose slot keys are still to be set,
         #: and those whose keys this replica set but whose messages were not sent.
         self.unclaimed: list[DueRun] = []
@@ -224,12 +234,13 @@ class FleetScheduler:
         return len(runs)
 
     def _claim_slots(self, chunk: list[DueRun]) -> list[DueRun]:
-        """Set each run's slot key (``SET NX EX``); the runs this replica claimed."""
-        pipe = self.client.pipeline(transaction=False)
-        for run in chunk:
-            slot_key = keys.slot(self.namespace, run.alert.name, run.slot)
-            pipe.set(slot_key, self.lease.value or "-", nx=True, ex=SLOT_KEY_TTL_SECONDS)
-        return [run for run, claimed in zip(chunk, pipe.execute(), strict=True) if claimed]
+        """Set each run's slot key (``SET NX EX``, all in one round trip); the runs this replica
+        claimed."""
+        if not chunk:
+            return []
+        slot_keys = [keys.slot(self.namespace, run.alert.name, run.slot) for run in chunk]
+        claimed = self._claim(keys=slot_keys, args=[self.lease.value or "-", SLOT_KEY_TTL_SECONDS])
+        return [run for run, won in zip(chunk, claimed, strict=True) if won]
 
     def _send(self, run: DueRun) -> str:
         slot = run.slot.isoformat()
