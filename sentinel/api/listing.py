@@ -63,8 +63,8 @@ class Listing:
     settled: bool
     lines: list[Line]
     json: bytes
-    #: Renderings of the whole list (the status page's rows), kept while the list is reused.
-    rendered: dict[Hashable, str] = field(default_factory=dict, compare=False)
+    #: Renderings of the whole list (the status page's rows, encoded), kept while it is reused.
+    rendered: dict[Hashable, bytes] = field(default_factory=dict, compare=False)
 
 
 class AlertList:
