@@ -90,21 +90,25 @@ class PipelinedEnqueue:
             messages.append(built if built is not None else self._encoded(run, wall_ms))
         broker = self.broker
         # The arguments of RedisBroker._dispatch("enqueue") (dramatiq/brokers/redis.py): the
-        # same script, the same keys, one call per message, queued on one pipeline.
-        keys = [broker.namespace]
+        # same script, the same keys, one call per message, queued on one pipeline. As bytes:
+        # redis-py passes bytes through, and encoding arguments is a third of a push.
+        keys = [broker.namespace.encode()]
         head = [
-            "enqueue",
-            current_millis(),
-            self.queue_name,
-            broker.broker_id,
-            broker.heartbeat_timeout,
-            broker.dead_message_ttl,
-            0,  # no queue maintenance from the scheduler: the workers' commands do it
-            broker._max_unpack_size(),  # type: ignore[no-untyped-call]
+            str(value).encode()
+            for value in (
+                "enqueue",
+                current_millis(),
+                self.queue_name,
+                broker.broker_id,
+                broker.heartbeat_timeout,
+                broker.dead_message_ttl,
+                0,  # no queue maintenance from the scheduler: the workers' commands do it
+                broker._max_unpack_size(),  # type: ignore[no-untyped-call]
+            )
         ]
         pipe = broker.client.pipeline(transaction=False)
         for message, data in messages:
-            args = [*head, message.options["redis_message_id"], data]
+            args = [*head, message.options["redis_message_id"].encode(), data]
             self._script(keys=keys, args=args, client=pipe)
         pipe.execute()
         for message, _ in messages:
