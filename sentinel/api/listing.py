@@ -96,7 +96,8 @@ class AlertList:
         return self._listing(now).json
 
     def _listing(self, now: datetime) -> Listing:
-        reading = read_alert_list(self._engine, self._names, now, self._runs)
+        known = self._runs  # the runs this reading may skip are the ones this build will have
+        reading = read_alert_list(self._engine, self._names, now, known)
         muted = tuple(is_muted(a.mute, now) for a in self._muting)
         last = self._last
         if (
@@ -109,7 +110,9 @@ class AlertList:
             and last.states == reading.states
         ):
             return last
-        listing = self._build(now, reading.states, reading.silences, reading.runs, muted)
+        listing = self._build(
+            now, reading.states, reading.silences, {**known, **reading.runs}, muted
+        )
         with self._lock:
             self._last = listing
         return listing
@@ -119,10 +122,9 @@ class AlertList:
         now: datetime,
         states: dict[str, ListedState],
         silences: list[Silence],
-        fresh: dict[int, FinishedRun],
+        runs: dict[int, FinishedRun],
         muted: tuple[bool, ...],
     ) -> Listing:
-        runs = {**self._runs, **fresh}
         upcoming: dict[Schedule, datetime] = {}  # alerts sharing a schedule share its next slot
         lines: list[Line] = []
         for alert, schedule in zip(self._alerts, self._schedules, strict=True):
