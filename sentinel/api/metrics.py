@@ -42,7 +42,9 @@ def metrics(ctx: ApiContext = Depends(context)) -> Response:  # noqa: B008 - Fas
     for queue, count in health.queue_depths.items():
         depth.labels(queue).set(count)
     try:
-        data = views.stats(ctx.deployment, ctx.clock(), health.queue_depths)
+        now = ctx.clock()
+        items = ctx.alert_list.summaries(now)
+        data = views.stats(ctx.deployment, items, now, health.queue_depths)
     except StateStoreError:  # the outage is the one figure left to report
         return Response(generate_latest(registry), media_type=CONTENT_TYPE_LATEST)
     alerts = Gauge("sqlsentinel_alerts", "Alerts by state", ["state"], registry=registry)

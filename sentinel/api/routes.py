@@ -241,4 +241,5 @@ def stats(ctx: Ctx, request: Request) -> schemas.Stats:
         depths = queue_depths()
     except Exception:  # the broker being away must not hide the rest
         depths = {}
-    return views.stats(ctx.deployment, ctx.clock(), depths)
+    now = ctx.clock()
+    return views.stats(ctx.deployment, ctx.alert_list.summaries(now), now, depths)

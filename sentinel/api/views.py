@@ -182,8 +182,13 @@ def execution(record: ExecutionRecord) -> schemas.Execution:
     )
 
 
-def stats(deployment: Deployment, now: datetime, depths: dict[str, int]) -> schemas.Stats:
-    items = summaries(deployment, now)
+def stats(
+    deployment: Deployment,
+    items: list[schemas.AlertSummary],
+    now: datetime,
+    depths: dict[str, int],
+) -> schemas.Stats:
+    """``/stats`` from the alert list as of ``now`` and the activity counts."""
     by_state: dict[str, int] = {}
     for item in items:
         key = item.state or "NEVER_RUN"
