@@ -13,6 +13,7 @@ from typing import Any
 
 import yaml
 
+from sentinel.config.parsed_cache import cached_document, store_document
 from sentinel.errors import ConfigurationError, Issue, ValidationError
 
 # ${VAR} or ${VAR:-default}; $${ is an escaped literal "${". $VAR and $1 are never touched.
@@ -56,14 +57,12 @@ class ConfigLoader:
             raise ConfigurationError(f"{self.path}: file not found") from None
         except (OSError, UnicodeDecodeError) as exc:
             raise ConfigurationError(f"{self.path}: cannot read: {exc}") from None
-        try:
-            # libyaml when present: several times faster on files with hundreds of alerts
-            data = yaml.load(self.raw_text, Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader))  # noqa: S506
-        except yaml.YAMLError as exc:
-            mark = getattr(exc, "problem_mark", None)
-            where = f":{mark.line + 1}:{mark.column + 1}" if mark else ""
-            problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
-            raise ConfigurationError(f"{self.path}{where}: invalid YAML: {problem}") from None
+        # A large file seen before is not parsed again; others go through libyaml (CSafeLoader).
+        data = cached_document(self.raw_text, yaml.__version__)
+        if data is None:
+            data = self._parse(self.raw_text)
+            if isinstance(data, dict):
+                store_document(self.raw_text, yaml.__version__, data)
         if not isinstance(data, dict):
             raise ConfigurationError(
                 f"{self.path}: expected a mapping with 'database' and 'alerts'"
@@ -73,6 +72,16 @@ class ConfigLoader:
         if issues:
             raise ValidationError([Issue(self.path, i.alert, i.field, i.message) for i in issues])
         return dict(result)
+
+    def _parse(self, text: str) -> Any:
+        try:
+            # libyaml when present: several times faster on files with hundreds of alerts
+            return yaml.load(text, Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader))  # noqa: S506
+        except yaml.YAMLError as exc:
+            mark = getattr(exc, "problem_mark", None)
+            where = f":{mark.line + 1}:{mark.column + 1}" if mark else ""
+            problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
+            raise ConfigurationError(f"{self.path}{where}: invalid YAML: {problem}") from None
 
     def _substitute(self, node: Any, where: str, issues: list[Issue], root: dict[str, Any]) -> Any:
         if isinstance(node, str):

@@ -190,13 +190,7 @@ class AlertConfig(_Strict):
     @field_validator("timezone")
     @classmethod
     def validate_timezone(cls, v: str) -> str:
-        try:
-            ZoneInfo(v)
-        except (ZoneInfoNotFoundError, ValueError):
-            raise ValueError(
-                f"unknown time zone '{v}' (use an IANA name like Europe/Berlin)"
-            ) from None
-        return v
+        return _checked_timezone(v)
 
     _parse_durations = field_validator("timeout", "min_interval", "repeat_interval", mode="before")(
         classmethod(lambda c, v: None if v is None else _seconds(v))
@@ -227,6 +221,17 @@ def _checked_schedule(v: str) -> str:
         croniter(v).get_next(float)
     except (ValueError, KeyError):
         raise ValueError(f"cron schedule '{v}' never fires") from None
+    return v
+
+
+@functools.lru_cache(maxsize=1024)
+def _checked_timezone(v: str) -> str:
+    """An IANA zone name, or ValueError; memoised because ZoneInfo's own cache keeps only the
+    last few zones strongly, and a config with more zones than that read the tz file per alert."""
+    try:
+        ZoneInfo(v)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise ValueError(f"unknown time zone '{v}' (use an IANA name like Europe/Berlin)") from None
     return v
 
 
