@@ -141,6 +141,21 @@ def test_messages_built_for_a_slot_that_passed_unpushed_are_discarded(
     assert len(pipeline) == 5 and all(pipeline.is_prepared(r) for r in _runs(config, later))
 
 
+def test_the_runs_of_the_next_slot_are_known_ahead_and_popped_as_they_were_built(
+    world: tuple[RedisBroker, Any, list[dict[str, Any]], Hooks, str],
+) -> None:
+    from sentinel.config import load_config
+    from sentinel.scheduling.due import DueRuns
+
+    due = DueRuns(load_config(world[4]).alerts, SLOT - timedelta(seconds=30))
+    ahead = due.runs_at(SLOT)
+    assert [(r.alert.name, r.slot) for r in ahead] == [(f"a{i}", SLOT) for i in range(5)]
+    assert due.next_fire() == SLOT and due.pop_due(SLOT - timedelta(seconds=1)) == []
+    popped = due.pop_due(SLOT)
+    assert popped == ahead and all(p is a for p, a in zip(popped, ahead, strict=True))
+    assert due.runs_at(SLOT) == [] and due.next_fire() == SLOT + timedelta(minutes=1)
+
+
 def _scheduler(config: str, broker: RedisBroker, actor: Any, clock: Any) -> Any:
     from workers.scheduler import FleetScheduler
 

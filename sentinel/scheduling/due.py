@@ -40,6 +40,9 @@ class DueRuns:
             (schedule.next_after(now), next(self._order), schedule) for schedule in self.groups
         ]
         heapq.heapify(self._heap)
+        #: Runs built ahead by ``runs_at``, handed out by ``pop_due`` (not built twice at the
+        #: boundary, where 100,000 of them cost a tenth of a second).
+        self._ahead: dict[tuple[Schedule, datetime], list[DueRun]] = {}
 
     def __len__(self) -> int:
         return sum(len(alerts) for alerts in self.groups.values())
@@ -50,19 +53,23 @@ class DueRuns:
     def runs_at(self, slot: datetime) -> list[DueRun]:
         """The runs of every schedule whose next fire is ``slot``, without popping them (the
         fleet scheduler builds their messages ahead of the boundary)."""
-        return [
-            DueRun(alert, slot)
-            for fire, _, schedule in sorted(self._heap)
-            if fire == slot
-            for alert in self.groups[schedule]
-        ]
+        runs: list[DueRun] = []
+        for fire, _, schedule in sorted(self._heap):
+            if fire == slot:
+                built = self._ahead.get((schedule, slot))
+                if built is None:
+                    built = [DueRun(alert, slot) for alert in self.groups[schedule]]
+                    self._ahead[(schedule, slot)] = built
+                runs.extend(built)
+        return runs
 
     def pop_due(self, now: datetime) -> list[DueRun]:
         """Every run whose slot is at or before ``now``; each schedule moves to its next slot."""
         due: list[DueRun] = []
         while self._heap and self._heap[0][0] <= now:
             slot, _, schedule = heapq.heappop(self._heap)
-            due.extend(DueRun(alert, slot) for alert in self.groups[schedule])
+            built = self._ahead.pop((schedule, slot), None)
+            due.extend(built or (DueRun(alert, slot) for alert in self.groups[schedule]))
             heapq.heappush(self._heap, (schedule.next_after(slot), next(self._order), schedule))
         return due
 
