@@ -74,7 +74,9 @@ from fleetkit import (
     write_config,
 )
 
-TARGET_P99_SECONDS = 1.0
+TARGET_P99_SECONDS = 1.0  # 10,000 alerts due at one minute
+TARGET_P99_SECONDS_100K = 5.0  # 100,000 alerts due at one minute, with the scheduler's RSS:
+TARGET_RSS_MB_100K = 300
 CRONS = [f"{minute} * * * *" for minute in range(0, 60, 3)]  # 20 crons
 ZONES = [
     "UTC", "Europe/Berlin", "America/New_York", "Asia/Tokyo", "Australia/Sydney",
@@ -235,7 +237,7 @@ def enqueue_minute(
     )
     print(
         f"  FleetScheduler built (load_config of {count} alerts, DueRuns) in "
-        f"{time.perf_counter() - started:.2f} s"
+        f"{time.perf_counter() - started:.2f} s; process RSS then {mb(status_kb(os.getpid()))}"
     )
 
     real = utcnow()
@@ -302,11 +304,12 @@ def report_minute(
         f"  slot {iso}: {count} enqueued, lateness (enqueue returned - slot): "
         f"{stats_line(lateness)}"
     )
-    verdict = "meets" if percentile(lateness, 99) < TARGET_P99_SECONDS else "MISSES"
+    target = TARGET_P99_SECONDS_100K if count >= 100_000 else TARGET_P99_SECONDS
+    verdict = "meets" if percentile(lateness, 99) < target else "MISSES"
     per_run = {name: calls / count for name, calls in commands.items() if calls >= count / 2}
     breakdown = ", ".join(f"{n} {v:.1f}" for n, v in sorted(per_run.items(), key=lambda kv: -kv[1]))
     print(
-        f"    {verdict} the target p99 < {TARGET_P99_SECONDS:.0f} s; first to last enqueue "
+        f"    {verdict} the target p99 < {target:.0f} s; first to last enqueue "
         f"{spread:.2f} s = {count / spread:.0f} enqueues/s = {spread / count * 1e6:.0f} us per "
         f"run, one after another; Redis commands per run (Lua-internal ones included): {breakdown}"
     )
@@ -318,9 +321,13 @@ def report_minute(
         f"  scheduler lease (TTL {LEASE_TTL_MS} ms) lost {lost[0]}x after the catch-up batch, "
         f"{lost[1]}x after the boundary's batch (it is renewed between ticks, not during a batch)"
     )
+    rss_verdict = ""
+    if count >= 100_000:
+        meets = rss / 1024 < TARGET_RSS_MB_100K
+        rss_verdict = f": {'meets' if meets else 'MISSES'} the target < {TARGET_RSS_MB_100K} MB"
     print(
         f"  scheduler process RSS after the boundary's batch: {mb(rss)} "
-        f"(peak {mb(status_kb(os.getpid(), 'VmHWM'))})"
+        f"(peak {mb(status_kb(os.getpid(), 'VmHWM'))}){rss_verdict}"
     )
 
 
