@@ -20,6 +20,7 @@ import threading
 from collections.abc import Hashable
 from dataclasses import dataclass, field
 from datetime import datetime
+from typing import Any
 
 from pydantic import TypeAdapter
 
@@ -28,7 +29,13 @@ from sentinel.config import AlertConfig
 from sentinel.deployment import Deployment
 from sentinel.mute import is_muted
 from sentinel.scheduling.cron import Schedule, schedule_for
-from sentinel.store.overview import NEVER_RAN, FinishedRun, ListedState, read_alert_list
+from sentinel.store.overview import (
+    NEVER_RAN,
+    FinishedRun,
+    ListedState,
+    ListReading,
+    read_alert_list,
+)
 from sentinel.store.silences import Silence, silenced_until
 
 _ONE = TypeAdapter(schemas.AlertSummary)
@@ -53,7 +60,7 @@ class Line:
 class Listing:
     """A whole list and what it was built from, to answer again while nothing has changed."""
 
-    states: dict[str, ListedState]
+    rows: list[tuple[Any, ...]]  # the state rows read (ListReading.rows)
     silences: list[Silence]
     muted: tuple[bool, ...]
     #: The list holds for ``built_at <= now < next_change``: the earliest next slot shown.
@@ -107,12 +114,10 @@ class AlertList:
             and (last.next_change is None or now < last.next_change)
             and last.muted == muted
             and last.silences == reading.silences
-            and last.states == reading.states
+            and last.rows == reading.rows
         ):
             return last
-        listing = self._build(
-            now, reading.states, reading.silences, {**known, **reading.runs}, muted
-        )
+        listing = self._build(now, reading, {**known, **reading.runs}, muted)
         with self._lock:
             self._last = listing
         return listing
@@ -120,11 +125,11 @@ class AlertList:
     def _build(
         self,
         now: datetime,
-        states: dict[str, ListedState],
-        silences: list[Silence],
+        reading: ListReading,
         runs: dict[int, FinishedRun],
         muted: tuple[bool, ...],
     ) -> Listing:
+        states, silences = reading.states(self._names), reading.silences
         upcoming: dict[Schedule, datetime] = {}  # alerts sharing a schedule share its next slot
         lines: list[Line] = []
         for alert, schedule in zip(self._alerts, self._schedules, strict=True):
@@ -150,7 +155,7 @@ class AlertList:
             # Only finished runs are kept (a running row may still change); only those shown.
             self._runs = {r.id: r for r in shown if r.finished}
         return Listing(
-            states=states,
+            rows=reading.rows,
             silences=silences,
             muted=muted,
             built_at=now,

@@ -105,10 +105,16 @@ class FinishedRun:
 class ListReading:
     """One consistent read of what the alert list needs (see :func:`read_alert_list`)."""
 
-    states: dict[str, ListedState]
+    #: Every stored state's listed columns (the name first), as read: a caller compares these
+    #: with its last reading's, which costs far less than building the states again.
+    rows: list[tuple[Any, ...]]
     silences: list[Silence]
     #: The runs the states point at, except those the caller said it already has.
     runs: dict[int, FinishedRun]
+
+    def states(self, names: Container[str]) -> dict[str, ListedState]:
+        """The states of ``names`` (an alert without a stored state is not in it)."""
+        return {row[0]: ListedState(*row[1:]) for row in self.rows if row[0] in names}
 
 
 _LISTED_STATES = sa.select(
@@ -132,23 +138,18 @@ _LISTED_RUNS = sa.select(
 def read_alert_list(
     engine: Engine, names: Collection[str], now: datetime, known_runs: Container[int]
 ) -> ListReading:
-    """The states of ``names``, the active silences and the last runs not in ``known_runs``, in
-    one transaction: two queries, plus one per 500 runs not known yet (none once a reader keeps
-    the runs it has seen), whatever the number of alerts.
+    """The stored states, the active silences and the last runs of ``names`` that are not in
+    ``known_runs``, in one transaction: two queries, plus one per 500 runs not known yet (none
+    once a reader keeps the runs it has seen), whatever the number of alerts.
 
     Only the columns the list shows are read, and no notifications: the API's list reads this on
     every request, and building whole states and execution records was most of its cost.
     """
     ensure_schema(engine)
     with read_transaction(engine) as conn:
-        states: dict[str, ListedState] = {}
-        missing: list[int] = []
-        for name, status, since, alerts, last_id in conn.execute(_LISTED_STATES):
-            if name in names:
-                states[name] = ListedState(status, since, alerts, last_id)
-                if last_id and last_id not in known_runs:
-                    missing.append(last_id)
+        rows = list(map(tuple, conn.execute(_LISTED_STATES)))
         silences = active_silences(conn, now)
+        missing = [r[4] for r in rows if r[4] and r[4] not in known_runs and r[0] in names]
         runs: dict[int, FinishedRun] = {}
         for start in range(0, len(missing), 500):  # under every driver's parameter limit
             chunk = missing[start : start + 500]
@@ -157,7 +158,7 @@ def read_alert_list(
                     int(row.id), row.alert_name, row.executed_at, row.status,
                     row.actual_value, row.threshold, row.context_data,
                 )  # fmt: skip
-    return ListReading(states, silences, runs)
+    return ListReading(rows, silences, runs)
 
 
 @dataclass(frozen=True)
