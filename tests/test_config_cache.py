@@ -114,3 +114,26 @@ def test_the_cache_is_off_with_the_guard_cache(
     write_big_config(config)
     assert len(load_config(config).alerts) == 200
     assert not (tmp_path / "xdg").exists()
+
+
+def test_the_least_recently_used_documents_are_pruned(
+    cache_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import os
+
+    from sentinel.config import parsed_cache
+
+    monkeypatch.setattr(parsed_cache, "KEEP_FILES", 2)
+    config = tmp_path / "alerts.yaml"
+    texts = []
+    for index, count in enumerate((200, 201, 202)):
+        texts.append(write_big_config(config, count=count))
+        load_config(config)
+        os.utime(stored(cache_dir, texts[-1]), (1000 + index, 1000 + index))
+    # The third write pruned the oldest; reading the second again makes it the newest.
+    assert [stored(cache_dir, t).exists() for t in texts] == [False, True, True]
+    config.write_text(texts[1])
+    load_config(config)
+    write_big_config(config, count=203)
+    load_config(config)
+    assert [stored(cache_dir, t).exists() for t in texts] == [False, True, False]

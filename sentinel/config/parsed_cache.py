@@ -15,8 +15,9 @@ release:
   a parse, never change what a load returns or fail it.
 
 Only files of at least :data:`MIN_BYTES` are kept (a small file parses faster than it is
-looked up), the newest :data:`KEEP` of them, in ``configs/`` beside the SQL guard's verdicts
-(:func:`sentinel.guard_cache.default_path`; off when that cache is off).
+looked up), the most recently used within :data:`KEEP_FILES` and :data:`KEEP_BYTES`, in
+``configs/`` beside the SQL guard's verdicts (:func:`sentinel.guard_cache.default_path`; off
+when that cache is off).
 """
 
 from __future__ import annotations
@@ -31,8 +32,9 @@ from typing import Any
 
 #: Smaller files are parsed every time.
 MIN_BYTES = 16 * 1024
-#: How many parsed documents are kept (the least recently written go first).
-KEEP = 8
+#: How many parsed documents are kept, and their total size: the least recently used go first.
+KEEP_FILES = 64
+KEEP_BYTES = 256 * 1024 * 1024
 
 
 def _directory() -> Path | None:
@@ -63,7 +65,11 @@ def cached_document(text: str, yaml_version: str) -> dict[str, Any] | None:
         with contextlib.suppress(OSError):
             path.unlink()
         return None
-    return data if isinstance(data, dict) else None
+    if not isinstance(data, dict):
+        return None
+    with contextlib.suppress(OSError):
+        os.utime(path)  # used: the last to be pruned
+    return data
 
 
 def store_document(text: str, yaml_version: str, data: dict[str, Any]) -> None:
@@ -92,13 +98,14 @@ def store_document(text: str, yaml_version: str, data: dict[str, Any]) -> None:
 
 
 def _prune(directory: Path) -> None:
-    def modified(path: Path) -> float:
-        try:
-            return path.stat().st_mtime
-        except OSError:
-            return 0.0
-
-    kept = sorted(directory.glob("*.json"), key=modified, reverse=True)
-    for old in kept[KEEP:]:
+    found = []
+    for path in directory.glob("*.json"):
         with contextlib.suppress(OSError):
-            old.unlink()
+            status = path.stat()
+            found.append((status.st_mtime, status.st_size, path))
+    total = 0
+    for index, (_, size, path) in enumerate(sorted(found, key=lambda f: f[0], reverse=True)):
+        total += size
+        if index >= KEEP_FILES or total > KEEP_BYTES:
+            with contextlib.suppress(OSError):
+                path.unlink()
