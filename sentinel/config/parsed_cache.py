@@ -12,7 +12,9 @@ release:
 * each file is written under a temporary name and renamed into place, so a reader sees a whole
   file or none, whatever other processes do;
 * a file that cannot be read back as a mapping is ignored (and removed); the cache can only skip
-  a parse, never change what a load returns or fail it.
+  a parse, never change what a load returns or fail it;
+* a document holds what the file holds, secrets written into it included, so each is created
+  readable by its owner only (``mkstemp``), like the file it was parsed from should be.
 
 Only files of at least :data:`MIN_BYTES` are kept (a small file parses faster than it is
 looked up), the most recently used within :data:`KEEP_FILES` and :data:`KEEP_BYTES`, in
