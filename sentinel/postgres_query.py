@@ -56,18 +56,10 @@ def fetch_pipelined(
     from psycopg.pq import TransactionStatus
 
     raw: Any = conn.connection.dbapi_connection
-    timeout_ms = max(1, round(seconds * 1000))
     try:
         raw.autocommit = True
         try:
-            with raw.pipeline():
-                statements = raw.cursor()
-                statements.execute("BEGIN READ ONLY")
-                statements.execute(f"SET LOCAL statement_timeout = {timeout_ms}")
-                statements.execute(f"DECLARE {CURSOR} NO SCROLL CURSOR FOR {sql}")
-                fetch = raw.cursor()
-                fetch.execute(f"FETCH FORWARD {limit + 1} FROM {CURSOR}")
-                statements.execute("ROLLBACK")
+            fetch = _send(raw, sql, limit, max(1, round(seconds * 1000)))
             columns = tuple(column.name for column in fetch.description or ())
             found = fetch.fetchall()
         finally:
@@ -85,3 +77,30 @@ def fetch_pipelined(
         ) from exc
     rows = [dict(zip(columns, row, strict=True)) for row in found[:limit]]
     return rows, len(found) > limit, columns
+
+
+def _send(raw: Any, sql: str, limit: int, timeout_ms: int) -> Any:
+    """Run the statements in one pipeline; returns the FETCH's cursor.
+
+    An error (the query's, or the timeout) is raised only once the pipeline is left: raised
+    inside it, psycopg would also log it as "error ignored terminating" the pipeline."""
+    import psycopg
+
+    failed: psycopg.Error | None = None
+    fetch = raw.cursor()
+    try:
+        with raw.pipeline():
+            try:
+                statements = raw.cursor()
+                statements.execute("BEGIN READ ONLY")
+                statements.execute(f"SET LOCAL statement_timeout = {timeout_ms}")
+                statements.execute(f"DECLARE {CURSOR} NO SCROLL CURSOR FOR {sql}")
+                fetch.execute(f"FETCH FORWARD {limit + 1} FROM {CURSOR}")
+                statements.execute("ROLLBACK")
+            except psycopg.Error as exc:
+                failed = exc
+    except psycopg.Error as exc:  # leaving an aborted pipeline: the first error says why
+        failed = failed or exc
+    if failed is not None:
+        raise failed
+    return fetch
