@@ -9,12 +9,14 @@ import os
 import threading
 from datetime import datetime
 
-from sentinel.config import load_config
+from sentinel.config import SentinelConfig, load_config
 from sentinel.deployment import Deployment
 from sentinel.errors import SQLSentinelError
 from sentinel.executor import AlertExecutor, Dispatch
 from sentinel.models import utcnow
 from sentinel.redact import redact
+from sentinel.sql_dialects import dialect_for_url
+from sentinel.sqlguard import refusals
 
 log = logging.getLogger("workers.live_deployment")
 
@@ -56,8 +58,8 @@ class LiveDeployment:
 
     def _reload(self, mtime: float | None) -> None:
         try:
-            # The guard checks every query again right before it runs; parsing 10,000 queries
-            # here as well would only slow each worker's (re)load by seconds.
+            # Not check_sql: a refused query is its alert's error at run time, not a reason to
+            # refuse the whole file; the verdicts are only learnt here (_learn_verdicts).
             config = load_config(self.path, check_sql=False)
         except SQLSentinelError as exc:
             if self._deployment is None:
@@ -65,6 +67,7 @@ class LiveDeployment:
             log.error("config %s not reloaded, kept the previous one: %s", self.path, redact(exc))
             self._mtime = mtime
             return
+        _learn_verdicts(config)
         old = self._deployment
         self._deployment = Deployment(config, threads=self.threads)
         gc.freeze()  # the config lives for the process: keep it out of full collections
@@ -77,6 +80,21 @@ class LiveDeployment:
         if old is not None:
             log.info("config %s reloaded: %d alerts", self.path, len(config.alerts))
             old.close()
+
+
+def _learn_verdicts(config: SentinelConfig) -> None:
+    """Take the guard's verdicts on this config's queries from the on-disk cache, in one read.
+
+    The guard still checks each query right before it runs (a refused query is that alert's error,
+    not the worker's), but from memory: a worker whose queries the scheduler, ``validate`` or an
+    earlier worker on this host already checked never imports sqlglot (tens of MB per process).
+    Queries the cache lacks are parsed here once. A cache that cannot be read is only slower.
+    """
+    queries = [q for a in config.alerts for q in (a.query, a.details_query) if q]
+    try:
+        refusals(queries, dialect_for_url(config.database.url))
+    except Exception as exc:  # the run-time check still guards every query
+        log.warning("SQL guard verdicts not preloaded: %s", redact(exc))
 
 
 _default = LiveDeployment()
