@@ -24,6 +24,7 @@ from __future__ import annotations
 import argparse
 import functools
 import os
+import subprocess
 import time
 import uuid
 from collections.abc import Callable
@@ -31,6 +32,7 @@ from pathlib import Path
 
 import sqlalchemy as sa
 from fleetkit import (
+    BIN,
     READY,
     Processes,
     descendants,
@@ -96,7 +98,11 @@ def measure(
         except sa.exc.ProgrammingError:  # the first worker run creates the tables
             return 0
 
-    print(f"{alerts} alerts in the config, dramatiq workers.app -p 1 -t {threads}:")
+    # As in a deployment, the file was validated before workers start (the scheduler, `validate`
+    # or an earlier worker on the host), so the guard's verdicts are in the on-disk cache.
+    command = [str(BIN / "sqlsentinel"), "validate", str(config)]
+    subprocess.run(command, env=env, capture_output=True, check=True)
+    print(f"{alerts} alerts (validated first), dramatiq workers.app -p 1 -t {threads}:")
     with Processes(directory, env) as procs:
         parent, log = procs.workers(1, threads)
         booted = wait_for_log(log, READY, 1, timeout=120)
