@@ -50,6 +50,7 @@ from fleetkit import (
     cpu_seconds,
     descendants,
     exit_on_signals,
+    finished_runs,
     fleet_env,
     fleet_world,
     machine_busy,
@@ -391,13 +392,9 @@ def main() -> None:
         state = create_state_engine(db_url)
         ensure_schema(state)
         ceiling_actor.create_tables(state, names)
-        executions = sa.text(
-            "SELECT count(*) FROM sqlsentinel_executions WHERE status <> 'running'"
-        )
 
         def fleet_finished() -> int:
-            with state.connect() as conn:
-                return int(conn.execute(executions).scalar_one())
+            return finished_runs(state)
 
         def fleet_send(name: str) -> object:
             return execute_alert.send_with_options(

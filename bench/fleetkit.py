@@ -283,3 +283,16 @@ def machine_note() -> str:
     """The load average, to print with the figures: other work on the box skews them."""
     one, five, _ = os.getloadavg()
     return f"{os.cpu_count()} cores, load average {one:.2f} (1 min) {five:.2f} (5 min)"
+
+
+_FINISHED_RUNS = sa.text("SELECT count(*) FROM sqlsentinel_executions WHERE status <> 'running'")
+
+
+def finished_runs(engine: sa.Engine) -> int:
+    """Executions that have ended, whatever their status; 0 before the first run creates the
+    tables (the workers migrate the state database themselves)."""
+    try:
+        with engine.connect() as conn:
+            return int(conn.execute(_FINISHED_RUNS).scalar_one())
+    except sa.exc.ProgrammingError:
+        return 0

@@ -37,6 +37,7 @@ from fleetkit import (
     cpu_seconds,
     descendants,
     exit_on_signals,
+    finished_runs,
     fleet_env,
     fleet_world,
     machine_note,
@@ -141,14 +142,9 @@ def main() -> None:
 
         client = redis.Redis.from_url(world.redis_url)
         engine = sa.create_engine(world.db_url, poolclass=sa.NullPool)
-        finished = sa.text("SELECT count(*) FROM sqlsentinel_executions WHERE status <> 'running'")
 
         def done() -> int:
-            try:
-                with engine.connect() as conn:
-                    return int(conn.execute(finished).scalar_one())
-            except sa.exc.ProgrammingError:  # before the first run creates the tables
-                return 0
+            return finished_runs(engine)
 
         def send(count: int) -> None:
             for i in range(count):

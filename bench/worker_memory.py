@@ -37,6 +37,7 @@ from fleetkit import (
     Processes,
     descendants,
     exit_on_signals,
+    finished_runs,
     fleet_env,
     fleet_world,
     machine_note,
@@ -89,14 +90,9 @@ def measure(
 
     assert namespace == actors.NS, "run one namespace per process"
     state = sa.create_engine(db_url, poolclass=sa.NullPool)
-    finished = sa.text("SELECT count(*) FROM sqlsentinel_executions WHERE status <> 'running'")
 
     def done() -> int:
-        try:
-            with state.connect() as conn:
-                return int(conn.execute(finished).scalar_one())
-        except sa.exc.ProgrammingError:  # the first worker run creates the tables
-            return 0
+        return finished_runs(state)
 
     # As in a deployment, the file was validated before workers start (the scheduler, `validate`
     # or an earlier worker on the host), so the guard's verdicts are in the on-disk cache.
