@@ -20,7 +20,6 @@ import threading
 from collections.abc import Hashable
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
 
 from pydantic import TypeAdapter
 
@@ -60,7 +59,7 @@ class Line:
 class Listing:
     """A whole list and what it was built from, to answer again while nothing has changed."""
 
-    rows: list[tuple[Any, ...]]  # the state rows read (ListReading.rows)
+    version: object  # what the states were read as (ListReading.version)
     silences: list[Silence]
     muted: tuple[bool, ...]
     #: The list holds for ``built_at <= now < next_change``: the earliest next slot shown.
@@ -89,6 +88,7 @@ class AlertList:
         self._lines: dict[str, Line] = {}
         self._runs: dict[int, FinishedRun] = {}
         self._last: Listing | None = None
+        self._reading: ListReading | None = None  # the last, whose rows a next read may reuse
         self._lock = threading.Lock()  # guards the swap of the caches, not the reading
 
     def summaries(self, now: datetime) -> list[schemas.AlertSummary]:
@@ -104,7 +104,8 @@ class AlertList:
 
     def _listing(self, now: datetime) -> Listing:
         known = self._runs  # the runs this reading may skip are the ones this build will have
-        reading = read_alert_list(self._engine, self._names, now, known)
+        reading = read_alert_list(self._engine, self._names, now, known, self._reading)
+        self._reading = reading
         muted = tuple(is_muted(a.mute, now) for a in self._muting)
         last = self._last
         if (
@@ -114,7 +115,7 @@ class AlertList:
             and (last.next_change is None or now < last.next_change)
             and last.muted == muted
             and last.silences == reading.silences
-            and last.rows == reading.rows
+            and last.version == reading.version
         ):
             return last
         listing = self._build(now, reading, {**known, **reading.runs}, muted)
@@ -155,7 +156,7 @@ class AlertList:
             # Only finished runs are kept (a running row may still change); only those shown.
             self._runs = {r.id: r for r in shown if r.finished}
         return Listing(
-            rows=reading.rows,
+            version=reading.version,
             silences=silences,
             muted=muted,
             built_at=now,

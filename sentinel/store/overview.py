@@ -8,13 +8,15 @@ the active silences and one of the last runs, whatever the number of alerts.
 
 from __future__ import annotations
 
-from collections.abc import Collection, Container, Sequence
+import functools
+import json
+from collections.abc import Callable, Collection, Container, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, NamedTuple
 
 import sqlalchemy as sa
-from sqlalchemy.engine import Connection, Engine
+from sqlalchemy.engine import Connection, Dialect, Engine
 
 from sentinel.config import AlertConfig
 from sentinel.enums import AlertStatus, ExecutionStatus
@@ -105,9 +107,12 @@ class FinishedRun:
 class ListReading:
     """One consistent read of what the alert list needs (see :func:`read_alert_list`)."""
 
-    #: Every stored state's listed columns (the name first), as read: a caller compares these
-    #: with its last reading's, which costs far less than building the states again.
-    rows: list[tuple[Any, ...]]
+    #: What the states were read as: equal versions are equal rows (on SQLite the states' text
+    #: as the database wrote it, elsewhere the rows themselves). A caller compares this with its
+    #: last reading's, which costs far less than building the states again.
+    version: object
+    #: Every stored state's listed columns (the name first), converted as the table's types do.
+    rows: Sequence[tuple[Any, ...]]
     silences: list[Silence]
     #: The runs the states point at, except those the caller said it already has.
     runs: dict[int, FinishedRun]
@@ -117,48 +122,101 @@ class ListReading:
         return {row[0]: ListedState(*row[1:]) for row in self.rows if row[0] in names}
 
 
-_LISTED_STATES = sa.select(
+_STATUS_BY_NAME: dict[str | None, AlertStatus | None] = {s.value: s for s in AlertStatus}
+_RUN_STATUS_BY_NAME: dict[str, ExecutionStatus] = {s.value: s for s in ExecutionStatus}
+
+# The statuses are read as plain strings and looked up in the dicts above, as NameIn would
+# convert them (an unknown name stays a string) without a Python call per value.
+_LISTED_COLUMNS = (
     state_table.c.alert_name,
-    state_table.c.current_status,
+    sa.type_coerce(state_table.c.current_status, sa.String()),
     state_table.c.status_since,
     state_table.c.consecutive_alerts,
     state_table.c.last_execution_id,
+)
+_LISTED_STATES = sa.select(*_LISTED_COLUMNS)
+#: On SQLite the states are read as one JSON text: pysqlite releases and takes back the GIL for
+#: every row it steps, and with a few requests reading at once those hand-overs, not the rows,
+#: were most of a request's CPU (the text is one step, parsed by the C json module).
+_STATES_AS_JSON = sa.select(
+    sa.func.json_group_array(sa.func.json_array(*_LISTED_COLUMNS), type_=sa.String())
 )
 _LISTED_RUNS = sa.select(
     executions.c.id,
     executions.c.alert_name,
     executions.c.executed_at,
-    executions.c.status,
+    sa.type_coerce(executions.c.status, sa.String()),
     executions.c.actual_value,
     executions.c.threshold,
     executions.c.context_data,
 ).where(executions.c.id.in_(sa.bindparam("b_ids", expanding=True)))
 
 
+@functools.cache
+def _datetime_processor(dialect: Dialect) -> Callable[[Any], Any]:
+    """How the dialect turns a stored timestamp into a datetime, as the column's type reads it."""
+    column_type = state_table.c.status_since.type
+    process = column_type.dialect_impl(dialect).result_processor(dialect, None)
+    if process is None:  # a driver that hands back datetimes itself
+        return lambda value: value
+    return process
+
+
+def _sqlite_states(conn: Connection, previous: ListReading | None) -> ListReading:
+    text: str = conn.execute(_STATES_AS_JSON).scalar_one() or "[]"
+    if previous is not None and previous.version == text:
+        return previous
+    since = _datetime_processor(conn.dialect)
+    status = _STATUS_BY_NAME
+    rows = [
+        (name, status.get(s, s), None if at is None else since(at), alerts, last)
+        for name, s, at, alerts, last in json.loads(text)
+    ]
+    return ListReading(text, rows, [], {})
+
+
+def _read_states(conn: Connection, previous: ListReading | None) -> ListReading:
+    if conn.dialect.name == "sqlite":
+        return _sqlite_states(conn, previous)
+    status = _STATUS_BY_NAME
+    rows = [
+        (n, status.get(s, s), at, a, last) for n, s, at, a, last in conn.execute(_LISTED_STATES)
+    ]
+    return ListReading(rows, rows, [], {})
+
+
 def read_alert_list(
-    engine: Engine, names: Collection[str], now: datetime, known_runs: Container[int]
+    engine: Engine,
+    names: Collection[str],
+    now: datetime,
+    known_runs: Container[int],
+    previous: ListReading | None = None,
 ) -> ListReading:
     """The stored states, the active silences and the last runs of ``names`` that are not in
     ``known_runs``, in one transaction: two queries, plus one per 500 runs not known yet (none
     once a reader keeps the runs it has seen), whatever the number of alerts.
 
     Only the columns the list shows are read, and no notifications: the API's list reads this on
-    every request, and building whole states and execution records was most of its cost.
+    every request, and building whole states and execution records was most of its cost. When
+    the states read are those of ``previous`` (the caller's last reading), its rows are reused.
     """
     ensure_schema(engine)
     with read_transaction(engine) as conn:
-        rows = list(map(tuple, conn.execute(_LISTED_STATES)))
+        states = _read_states(conn, previous)
+        rows = states.rows
         silences = active_silences(conn, now)
         missing = [r[4] for r in rows if r[4] and r[4] not in known_runs and r[0] in names]
         runs: dict[int, FinishedRun] = {}
+        by_name = _RUN_STATUS_BY_NAME
         for start in range(0, len(missing), 500):  # under every driver's parameter limit
             chunk = missing[start : start + 500]
-            for row in conn.execute(_LISTED_RUNS, {"b_ids": chunk}):
-                runs[int(row.id)] = FinishedRun(
-                    int(row.id), row.alert_name, row.executed_at, row.status,
-                    row.actual_value, row.threshold, row.context_data,
+            for rid, name, at, status, value, threshold, context in conn.execute(
+                _LISTED_RUNS, {"b_ids": chunk}
+            ):
+                runs[int(rid)] = FinishedRun(
+                    int(rid), name, at, by_name.get(status, status), value, threshold, context
                 )  # fmt: skip
-    return ListReading(rows, silences, runs)
+    return ListReading(states.version, rows, silences, runs)
 
 
 @dataclass(frozen=True)
