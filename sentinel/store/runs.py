@@ -20,6 +20,7 @@ from sqlalchemy.engine import Connection, Engine
 from sentinel.enums import ExecutionStatus, Outcome
 from sentinel.errors import StateStoreError
 from sentinel.models import QueryResult
+from sentinel.postgres_query import execute_raw, psycopg_connection
 from sentinel.rules import AlertRules, Transition, decide, effective_outcome
 from sentinel.serialization import to_jsonable, to_number
 from sentinel.store.engine import (
@@ -129,7 +130,13 @@ def claim_run(
     if engine.dialect.name == "postgresql":
         # One statement, one round trip, committed on its own: the claim outlives a crash.
         with state_errors(), autocommit(engine) as conn:
-            claimed = conn.execute(_claim_statement(), values).scalar()
+            raw = psycopg_connection(conn)
+            if raw is None:
+                claimed = conn.execute(_claim_statement(), values).scalar()
+            else:
+                with raw.cursor() as cursor:
+                    row = execute_raw(conn, cursor, _claim_statement(), values).fetchone()
+                claimed = None if row is None else row[0]
         if claimed is not None:
             return Claim(int(claimed), alert_name, scheduled_for, triggered_by, now, worker_id)
         if scheduled_for is None and message_id is None:
@@ -218,7 +225,8 @@ def apply_outcome(
         # execution row, always before the state row (one lock order everywhere).
         status = EXECUTION_STATUS[effective_outcome(run.outcome, rules)]
         result = run.query_result
-        finished = conn.execute(
+        finished = _execute(
+            conn,
             _FINISH,
             {
                 "b_id": claim.execution_id,
@@ -233,7 +241,7 @@ def apply_outcome(
                 "error_message": run.error,
             },
         )
-        if finished.rowcount != 1:
+        if finished != 1:
             return None  # taken over by another worker after this one was presumed dead
         current, found = lock_state_with_silences(conn, claim.alert_name, now)
         until = silenced_until(found, claim.alert_name, labels or {}, now)
@@ -255,6 +263,15 @@ def apply_outcome(
             )
             outbox = list(zip(ids, channels, strict=True))
     return AppliedRun(replace(transition, state=new_state), status, outbox)
+
+
+def _execute(conn: Connection, statement: Any, params: dict[str, Any]) -> int:
+    """Run a write; the rows it matched. On psycopg, on the driver's connection directly."""
+    raw = psycopg_connection(conn)
+    if raw is None:
+        return int(conn.execute(statement, params).rowcount)
+    with raw.cursor() as cursor:
+        return int(execute_raw(conn, cursor, statement, params).rowcount)
 
 
 def _context_data(result: QueryResult | None) -> dict[str, Any] | None:

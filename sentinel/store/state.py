@@ -12,6 +12,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
 from sentinel.models import AlertState, utcnow
+from sentinel.postgres_query import execute_raw, psycopg_connection
 from sentinel.store.engine import insert_ignore, lock_clause, read_transaction, write_transaction
 from sentinel.store.schema import ensure_schema
 from sentinel.store.silences import (
@@ -83,12 +84,57 @@ def lock_state_with_silences(
         return lock_state(conn, alert_name, now), active_silences(conn, now)
     query = _lock_state_with_silences()
     params = {"b_name": alert_name, "b_now": now}
-    rows = conn.execute(query, params).all()
+    rows = _locking_read(conn, query, params)
     if not rows:
         ensure_state_row(conn, alert_name, now)
-        rows = conn.execute(query, params).all()
+        rows = _locking_read(conn, query, params)
     found = [silence for silence in map(joined_silence, rows) if silence is not None]
     return row_to_state(rows[0]), found
+
+
+class _Row:
+    """A row of the raw locking read, as :func:`row_to_state` and :func:`joined_silence` read
+    one: by label, through ``_asdict()`` and ``_mapping``."""
+
+    __slots__ = ("_mapping",)
+
+    def __init__(self, mapping: dict[str, Any]):
+        self._mapping = mapping
+
+    def _asdict(self) -> dict[str, Any]:
+        return self._mapping
+
+
+def _locking_read(conn: Connection, query: sa.Select[Any], params: dict[str, Any]) -> list[Any]:
+    """The rows of ``query``; on psycopg read on the driver's connection, converted as
+    SQLAlchemy would convert them (``NameIn`` columns read back as enum members)."""
+    raw = psycopg_connection(conn)
+    if raw is None:
+        return list(conn.execute(query, params).all())
+    with raw.cursor() as cursor:
+        found = execute_raw(conn, cursor, query, params).fetchall()
+    labels, convert = _result_columns(query, conn.dialect)
+    rows = []
+    for row in found:
+        values = list(row)
+        for index, processor in convert:
+            values[index] = processor(values[index])
+        rows.append(_Row(dict(zip(labels, values, strict=True))))
+    return rows
+
+
+@functools.cache
+def _result_columns(
+    query: sa.Select[Any], dialect: sa.Dialect
+) -> tuple[tuple[str, ...], tuple[tuple[int, Callable[[Any], Any]], ...]]:
+    """The labels of ``query``'s columns and the result conversions of those that have one."""
+    columns = list(query.selected_columns)
+    convert = []
+    for index, column in enumerate(columns):
+        processor = column.type.result_processor(dialect, None)
+        if processor is not None:
+            convert.append((index, processor))
+    return tuple(query.selected_columns.keys()), tuple(convert)
 
 
 def save_state(conn: Connection, new: AlertState, locked: AlertState | None = None) -> None:
@@ -104,7 +150,13 @@ def save_state(conn: Connection, new: AlertState, locked: AlertState | None = No
         }
         if not values:
             return
-    conn.execute(_UPDATE_STATE, {"b_name": new.alert_name, **values})
+    params = {"b_name": new.alert_name, **values}
+    raw = psycopg_connection(conn)
+    if raw is None:
+        conn.execute(_UPDATE_STATE, params)
+        return
+    with raw.cursor() as cursor:
+        execute_raw(conn, cursor, _UPDATE_STATE, params)
 
 
 def load_states(conn: Connection, names: list[str] | None = None) -> dict[str, AlertState]:
