@@ -81,6 +81,9 @@ _env = jinja2.Environment(
     trim_blocks=True,
     lstrip_blocks=True,
     undefined=jinja2.StrictUndefined,
+    # The templates are the package's own files, fixed for the life of the process: checking
+    # each one's modification time on every page load was a system call per template per load.
+    auto_reload=False,
 )
 _env.filters.update(utc=utc, num=number)
 _env.tests["after"] = after
