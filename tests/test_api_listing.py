@@ -138,3 +138,43 @@ def test_a_request_reads_the_same_few_statements_whatever_the_number_of_alerts(
     assert counts[0] == counts[1]
     first, changed, again = counts[0]
     assert again < changed <= first  # only the runs it has not seen are read
+
+
+def test_the_list_reads_the_states_as_the_table_types_convert_them(
+    world: tuple[Deployment, FakeClock, Path],
+) -> None:
+    """The fast read (one JSON text on SQLite, plain columns elsewhere) gives the values a read
+    through the table's own types gives, an unknown status name and odd characters included."""
+    from sentinel.store.overview import read_alert_list
+    from sentinel.store.tables import state
+
+    deployment, clock, _ = world
+    deployment.run()
+    engine = deployment.state_engine
+    with engine.begin() as conn:
+        conn.execute(
+            sa.update(state).where(state.c.alert_name == "a4").values(current_status="LATER")
+        )
+        conn.execute(
+            state.insert().values(
+                alert_name='by hand "quoted" \\ ü',
+                status_since=clock.now.replace(microsecond=7),
+                consecutive_alerts=3,
+                created_at=clock.now,
+                updated_at=clock.now,
+            )
+        )
+    columns = [state.c[n] for n in ("alert_name", "current_status", "status_since")]
+    columns += [state.c.consecutive_alerts, state.c.last_execution_id]
+    with engine.connect() as conn:
+        expected = sorted(tuple(r) for r in conn.execute(sa.select(*columns)))
+    reading = read_alert_list(engine, {"a4"}, clock.now, set())
+    assert sorted(reading.rows) == expected
+    assert ("a4", "LATER") in [r[:2] for r in reading.rows]
+    assert any(r[2] == clock.now.replace(microsecond=7) for r in reading.rows)
+    # Unchanged states are not converted again; a changed one is read as it now is.
+    assert read_alert_list(engine, {"a4"}, clock.now, set(), reading).rows is reading.rows
+    with engine.begin() as conn:
+        conn.execute(sa.update(state).where(state.c.alert_name == "a4").values(current_status="OK"))
+    changed = read_alert_list(engine, {"a4"}, clock.now, set(), reading)
+    assert ("a4", "OK") in [r[:2] for r in changed.rows]

@@ -182,6 +182,8 @@ def _read_states(conn: Connection, previous: ListReading | None) -> ListReading:
     rows = [
         (n, status.get(s, s), at, a, last) for n, s, at, a, last in conn.execute(_LISTED_STATES)
     ]
+    if previous is not None and previous.version == rows:
+        return previous
     return ListReading(rows, rows, [], {})
 
 
