@@ -8,7 +8,6 @@ the active silences and one of the last runs, whatever the number of alerts.
 
 from __future__ import annotations
 
-import functools
 import json
 from collections.abc import Callable, Collection, Container, Sequence
 from dataclasses import dataclass
@@ -152,13 +151,18 @@ _LISTED_RUNS = sa.select(
 ).where(executions.c.id.in_(sa.bindparam("b_ids", expanding=True)))
 
 
-@functools.cache
+#: Per dialect class (a few), not per engine: tests and tools make many engines.
+_DATETIME_PROCESSORS: dict[type[Dialect], Callable[[Any], Any]] = {}
+
+
 def _datetime_processor(dialect: Dialect) -> Callable[[Any], Any]:
     """How the dialect turns a stored timestamp into a datetime, as the column's type reads it."""
-    column_type = state_table.c.status_since.type
-    process = column_type.dialect_impl(dialect).result_processor(dialect, None)
-    if process is None:  # a driver that hands back datetimes itself
-        return lambda value: value
+    process = _DATETIME_PROCESSORS.get(type(dialect))
+    if process is None:
+        column_type = state_table.c.status_since.type
+        found = column_type.dialect_impl(dialect).result_processor(dialect, None)
+        process = found if found is not None else (lambda value: value)
+        _DATETIME_PROCESSORS[type(dialect)] = process
     return process
 
 
