@@ -9,6 +9,7 @@ the active silences and one of the last runs, whatever the number of alerts.
 from __future__ import annotations
 
 import json
+import sqlite3
 from collections.abc import Callable, Collection, Container, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -179,9 +180,18 @@ def _sqlite_states(conn: Connection, previous: ListReading | None) -> ListReadin
     return ListReading(text, rows, [], {})
 
 
+#: SQLite libraries built without the JSON functions (before 3.38 they were optional).
+_NO_JSON: set[str] = set()
+
+
 def _read_states(conn: Connection, previous: ListReading | None) -> ListReading:
-    if conn.dialect.name == "sqlite":
-        return _sqlite_states(conn, previous)
+    if conn.dialect.name == "sqlite" and sqlite3.sqlite_version not in _NO_JSON:
+        try:
+            return _sqlite_states(conn, previous)
+        except sa.exc.OperationalError as exc:  # SQLite's transaction outlives a failed statement
+            if "no such function" not in str(exc):
+                raise
+            _NO_JSON.add(sqlite3.sqlite_version)
     status = _STATUS_BY_NAME
     rows = [
         (n, status.get(s, s), at, a, last) for n, s, at, a, last in conn.execute(_LISTED_STATES)
