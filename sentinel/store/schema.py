@@ -50,7 +50,10 @@ def upgrade(engine: Engine) -> str:
     from alembic.config import Config
 
     try:
-        with write_transaction(engine) as conn, _migration_lock(conn):
+        # The server lock is let go only after the migration's transaction has committed: the
+        # next migrator must read the version this one wrote, or it migrates again.
+        with _server_lock(engine), write_transaction(engine) as conn:
+            _transaction_lock(conn)
             cfg = Config()
             cfg.set_main_option("script_location", str(MIGRATIONS))
             cfg.attributes["connection"] = conn
@@ -63,16 +66,22 @@ def upgrade(engine: Engine) -> str:
     return revision or HEAD_REVISION
 
 
-@contextmanager
-def _migration_lock(conn: Connection) -> Iterator[None]:
-    """Hold the lock that makes one migrator at a time (SQLite: BEGIN IMMEDIATE already does)."""
-    dialect = conn.dialect.name
-    if dialect == "postgresql":
+def _transaction_lock(conn: Connection) -> None:
+    """PostgreSQL: one migrator at a time, until its transaction ends (SQLite: BEGIN
+    IMMEDIATE already does it)."""
+    if conn.dialect.name == "postgresql":
         conn.execute(sa.text("SELECT pg_advisory_xact_lock(:k)"), {"k": _PG_MIGRATION_LOCK})
-        yield  # released when the transaction ends
-    elif dialect in ("mysql", "mariadb"):
-        # DDL commits implicitly on MySQL, so only a session lock spans the whole upgrade.
-        name = _MYSQL_MIGRATION_LOCK.format(database=conn.engine.url.database)
+
+
+@contextmanager
+def _server_lock(engine: Engine) -> Iterator[None]:
+    """MySQL and MariaDB: a named lock on a connection of its own. DDL commits implicitly
+    there, so no transaction spans the whole upgrade; the lock does, and outlives its commit."""
+    if engine.dialect.name not in ("mysql", "mariadb"):
+        yield
+        return
+    name = _MYSQL_MIGRATION_LOCK.format(database=engine.url.database)
+    with engine.connect() as conn:
         got = conn.execute(
             sa.text("SELECT GET_LOCK(:name, :wait)"),
             {"name": name, "wait": MIGRATION_LOCK_TIMEOUT_SECONDS},
@@ -86,8 +95,6 @@ def _migration_lock(conn: Connection) -> Iterator[None]:
             yield
         finally:
             conn.execute(sa.text("SELECT RELEASE_LOCK(:name)"), {"name": name})
-    else:
-        yield
 
 
 def _at_head(engine: Engine) -> bool:
