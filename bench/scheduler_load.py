@@ -293,7 +293,7 @@ def report_minute(
     lost: tuple[int, int],
     rss: int,
 ) -> None:
-    from workers.scheduler import LEASE_TTL_MS
+    from workers.leases import LEASE_TTL_MS
 
     iso = boundary.isoformat()
     lateness = [when - epoch(boundary) for slot, when in sends if slot == iso]

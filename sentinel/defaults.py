@@ -64,3 +64,8 @@ SWEEP_INTERVAL_SECONDS = 10.0
 
 #: The scheduler wakes at least this often: to notice config edits, renew its lease, sweep.
 SCHEDULER_MAX_SLEEP_SECONDS = 1.0
+
+#: Shards the fleet scheduler splits the alerts into, each under a lease of its own, so several
+#: replicas are active at once (``SENTINEL_SCHEDULER_SHARDS``; every replica must agree). One:
+#: a single active replica, the others standing by.
+SCHEDULER_SHARDS = 1

@@ -76,6 +76,10 @@ def max_lateness_seconds() -> float:
     return setting("MAX_LATENESS_SECONDS", catch_up_grace_seconds())
 
 
+def scheduler_shards() -> int:
+    return setting("SCHEDULER_SHARDS", defaults.SCHEDULER_SHARDS)
+
+
 def _seconds(text: str) -> float | None:
     seconds = _number(text)
     return seconds if seconds is not None and math.isfinite(seconds) and seconds >= 0 else None

@@ -64,8 +64,10 @@ class RunRecovery:
         resend_messages: bool = True,
         grace_seconds: float | None = None,
         catch_up_seconds: float | None = None,
+        owns: Callable[[str], bool] | None = None,
     ):
-        """``grace_seconds`` and ``catch_up_seconds`` default to the configured ones."""
+        """``grace_seconds`` and ``catch_up_seconds`` default to the configured ones; ``owns``
+        says which alerts' dead claims are this recoverer's (a sharded scheduler's shards)."""
         if grace_seconds is None:
             grace_seconds = environment.stale_claim_grace_seconds()
         if catch_up_seconds is None:
@@ -75,6 +77,7 @@ class RunRecovery:
         self.default_timeout = default_timeout
         #: Whether manual runs can be sent again (a broker); else one left running is abandoned.
         self.resend_messages = resend_messages
+        self.owns = owns or _everything
         self.grace = grace_seconds
         self.catch_up = timedelta(seconds=catch_up_seconds)
         self._awaiting: dict[tuple[str, datetime], datetime] = {}
@@ -88,10 +91,14 @@ class RunRecovery:
         for run in runs:
             self._awaiting[(run.alert.name, run.slot)] = now + self.deadline(run.alert)
 
-    def forget(self) -> None:
-        """This replica stopped being the one that recovers (it lost the lease)."""
-        self._awaiting.clear()
-        self._resent.clear()
+    def forget(self, keep: Callable[[str], bool] | None = None) -> None:
+        """This replica stopped being the one that recovers (it lost the lease), or, with
+        ``keep``, stopped recovering the alerts ``keep`` says no to (it lost some shards)."""
+        if keep is None:
+            self._awaiting.clear()
+            self._resent.clear()
+            return
+        self._awaiting = {k: at for k, at in self._awaiting.items() if keep(k[0])}
 
     @property
     def awaiting(self) -> int:
@@ -129,6 +136,8 @@ class RunRecovery:
         self._resent = {k: at for k, at in self._resent.items() if at > forgotten}
         owed = []
         for run in running_claimed_before(self.engine, now - timedelta(seconds=self.grace)):
+            if not self.owns(run.alert_name):
+                continue  # another shard's: its owner recovers it
             alert = alerts.get(run.alert_name)
             if alert is None:
                 self._abandon(
@@ -168,3 +177,7 @@ class RunRecovery:
                 status,
                 reason,
             )
+
+
+def _everything(alert_name: str) -> bool:
+    return True

@@ -11,6 +11,7 @@ import random
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from datetime import datetime, timedelta
 from pathlib import Path
 
@@ -84,6 +85,66 @@ def test_sigkilled_workers_and_scheduler_lose_nothing(
     assert standby.poll() is None
     assert_each_slot_once(postgres_url, [first, second])
     assert_notified_once(http_server)
+
+
+@pytest.mark.timeout(300)
+def test_three_sharded_schedulers_split_the_alerts_and_a_killed_ones_shards_move(
+    tmp_path: Path,
+    fleet: FleetHarness,
+    redis_server: RedisServer,
+    postgres_url: str,
+    http_server: HTTPTestServer,
+) -> None:
+    """3 replicas on 4 shards, started together: each shard has one owner, and when the replica
+    holding the most is SIGKILLed, its shards move and no slot is missed or run twice."""
+    config = write_config(tmp_path, postgres_url, http_server)
+    configure(fleet, config, postgres_url)
+    fleet.env["SENTINEL_SCHEDULER_SHARDS"] = "4"
+    fleet.worker(processes=2, threads=4)
+    started = utcnow()
+    replicas = [fleet.scheduler(config) for _ in range(3)]
+    first, second = minute(started), minute(started) + timedelta(minutes=1)
+    wait_for_slots(postgres_url, [first], timeout=60)
+    client = redis.Redis.from_url(redis_server.url)
+    namespace = fleet.env["SENTINEL_NAMESPACE"]
+    holders = settled_shard_holders(client, namespace, lambda pid: True)
+    assert sorted(holders) == [0, 1, 2, 3], fleet.logs()[-3000:]
+    assert len(set(holders.values())) >= 2  # shared out, not all on one replica
+    victim_pid = max(set(holders.values()), key=list(holders.values()).count)
+    [victim] = [p for p in replicas if p.pid == victim_pid]
+    fleet.kill(victim)
+    moved = [shard for shard, pid in holders.items() if pid == victim_pid]
+    holders = settled_shard_holders(client, namespace, lambda pid: pid != victim_pid)
+    assert sorted(holders) == [0, 1, 2, 3] and victim_pid not in holders.values(), holders
+    wait_for_slots(postgres_url, [second], timeout=(second - utcnow()).total_seconds() + 60)
+    assert_each_slot_once(postgres_url, [first, second])
+    assert_notified_once(http_server)
+    logs = fleet.logs()
+    for shard in moved:  # taken once at the start, and again by a survivor
+        assert logs.count(f"lease taken for shard {shard} of 4") >= 2, logs[-3000:]
+    assert all(p.poll() is None for p in replicas if p is not victim)
+    client.close()
+
+
+def settled_shard_holders(
+    client: redis.Redis, namespace: str, acceptable: Callable[[int], bool]
+) -> dict[int, int]:
+    """Which scheduler process (pid) holds each shard's lease, as Redis says, once every shard
+    is held by an acceptable one and none holds more than its share, 2 (or 30 s have passed):
+    shares move for a tick or two."""
+    deadline = time.monotonic() + 30
+    while True:
+        holders = {}
+        for shard in range(4):
+            raw = client.get(f"{namespace}:scheduler:lease:{shard}")
+            value = raw.decode() if isinstance(raw, bytes) else str(raw or "")
+            if value and not value.startswith("pending:"):
+                holders[shard] = int(value.split(":")[2])  # {epoch}:{host}:{pid}:{nonce}
+        pids = list(holders.values())
+        settled = len(holders) == 4 and all(acceptable(p) and pids.count(p) <= 2 for p in pids)
+        if settled or time.monotonic() > deadline:
+            return holders
+        time.sleep(0.5)
 
 
 @pytest.mark.timeout(300)

@@ -176,13 +176,13 @@ def test_the_scheduler_builds_the_next_slot_ahead_and_pushes_it_once_at_the_boun
     scheduler = _scheduler(config, broker, actor, lambda: now[0])
     other = _scheduler(config, broker, actor, lambda: now[0])  # a replica overlapping a restart
     try:
-        assert scheduler.lease.acquire()
-        active, _ = scheduler.tick(True)
+        assert scheduler.shards.take(0)
+        active, _ = scheduler.tick()
         assert active and len(scheduler.pipeline) == 5  # built 20 s ahead
         assert broker.client.llen(f"{NS}:{QUEUE}") == 0  # nothing sent before the slot
 
         now[0] = boundary
-        scheduler.tick(True)
+        scheduler.tick()
         stored = _stored(broker)
         assert sorted(m["kwargs"]["alert_name"] for m in stored) == [f"a{i}" for i in range(5)]
         assert {m["kwargs"]["scheduled_for"] for m in stored} == {boundary.isoformat()}
@@ -206,7 +206,7 @@ def test_runs_the_pipeline_could_not_push_are_held_and_pushed_once_redis_is_back
     broker, actor, _, _, config = world
     scheduler = _scheduler(config, broker, actor, lambda: SLOT)
     try:
-        assert scheduler.lease.acquire()
+        assert scheduler.shards.take(0)
         runs = _runs(config, SLOT)
         scheduler.pipeline.prepare(runs, SLOT - timedelta(seconds=5))
         claims = scheduler._claim_slots  # the keys are set; Redis dies before the push
@@ -237,11 +237,11 @@ def test_losing_the_lease_drops_what_was_built_ahead(
     broker, actor, _, _, config = world
     scheduler = _scheduler(config, broker, actor, lambda: SLOT)
     try:
-        assert scheduler.lease.acquire()
+        assert scheduler.shards.take(0)
         later = SLOT + timedelta(minutes=1)
         scheduler.pipeline.prepare(_runs(config, later), SLOT)
         broker.client.delete(f"{NS}:scheduler:lease")  # expired; another replica may take it
-        assert scheduler._hold_lease(True) is True  # took it back at once, under a new epoch
+        assert scheduler._hold_shards() is True  # took it back at once, under a new epoch
         assert not any(scheduler.pipeline.is_prepared(r) for r in _runs(config, later))
     finally:
         scheduler.deployment.close()

@@ -329,6 +329,26 @@ def test_too_late_is_skipped_and_a_removed_alert_an_error(engine: Engine, alerts
     assert row.error_message == "abandoned: the alert left the configuration"
 
 
+def test_a_sharded_recoverer_leaves_other_shards_claims_to_their_owner(
+    engine: Engine, alerts: Alerts
+) -> None:
+    """A claim of an alert it does not own is neither sent again nor abandoned, even when the
+    alert is not in its configuration: that is the owning replica's to decide."""
+    mine = claim(engine, T0, "m-mine")
+    theirs = claim(engine, T0, None, alert="gone")
+    assert mine is not None and theirs is not None
+    runs = RunRecovery(
+        engine, lambda: alerts, lambda: 30.0, grace_seconds=10, owns=lambda name: name == "a"
+    )
+    runs.submitted([DueRun(alerts["a"], SLOT + timedelta(minutes=1))], T0)
+    runs.forget(keep=lambda name: name == "a")  # another shard lost: this one's is kept
+    assert runs.awaiting == 1
+    runs.forget(keep=lambda name: name != "a")  # and now this shard too
+    assert runs.awaiting == 0
+    assert owed_keys(runs.owed(at(15))) == [("a", SLOT, "CRON", None)]
+    assert execution(engine, theirs.execution_id).status == "running"
+
+
 # -- outages, pools and connection faults -----------------------------------------------------
 
 

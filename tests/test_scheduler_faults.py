@@ -62,7 +62,7 @@ def test_runs_held_while_the_broker_is_away_are_each_sent_once_it_is_back(
     broker = FlakyBroker(failures=2)
     client = redis.Redis.from_url(redis_server.url)
     scheduler = FleetScheduler(config, client, broker, "tsched")
-    assert scheduler.lease.acquire()
+    assert scheduler.shards.take(0)
     runs = [DueRun(alert, SLOT) for alert in scheduler.loop.config.alerts]
 
     scheduler.enqueue_runs(runs)  # keys set, the first send fails: all three are held
@@ -92,7 +92,7 @@ def test_without_redis_the_scheduler_stands_by_and_logs_the_outage_once(
     client = redis.Redis.from_url("redis://127.0.0.1:1/0", socket_connect_timeout=1)
     scheduler = FleetScheduler(config, client, FlakyBroker(0), "tsched")
     for _ in range(5):
-        assert scheduler.tick(active=True) == (False, 1.0)
+        assert scheduler.tick() == (False, 1.0)
     lines = [r.getMessage() for r in caplog.records if r.name == "sentinel.outages"]
     assert len(lines) == 1 and lines[0].startswith("redis unavailable: ")
     assert outages.current()[Dependency.REDIS].failures == 5

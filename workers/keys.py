@@ -18,14 +18,25 @@ def queue_name(namespace: str, queue: str) -> str:
     return f"{namespace}.{queue}"
 
 
-def lease(namespace: str) -> str:
-    """String: the active scheduler's lease, ``{epoch}:{owner}``, with a TTL (``SET NX PX``)."""
-    return f"{namespace}:scheduler:lease"
+def lease(namespace: str, shard: int | None = None) -> str:
+    """String: the active scheduler's lease, ``{epoch}:{owner}``, with a TTL (``SET NX PX``).
+    With several shards, one per shard (``…:lease:{shard}``); unsharded, the key is unchanged."""
+    if shard is None:
+        return f"{namespace}:scheduler:lease"
+    return f"{namespace}:scheduler:lease:{shard}"
 
 
-def epoch(namespace: str) -> str:
+def epoch(namespace: str, shard: int | None = None) -> str:
     """Counter: incremented by each scheduler that takes the lease (its fencing token)."""
-    return f"{namespace}:scheduler:epoch"
+    if shard is None:
+        return f"{namespace}:scheduler:epoch"
+    return f"{namespace}:scheduler:epoch:{shard}"
+
+
+def replicas(namespace: str) -> str:
+    """Sorted set: each scheduler replica, scored by when its heartbeat expires (Redis time,
+    ms), so a replica knows how many share the shards."""
+    return f"{namespace}:scheduler:replicas"
 
 
 def slot(namespace: str, alert: str, scheduled_for: datetime) -> str:

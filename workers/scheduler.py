@@ -25,16 +25,13 @@ from __future__ import annotations
 import gc
 import itertools
 import logging
-import os
-import socket
 import threading
 import time
-import uuid
 from collections.abc import Callable
 from datetime import datetime, timedelta
 from typing import Any
 
-from sentinel import defaults
+from sentinel import defaults, environment
 from sentinel.deployment import Deployment
 from sentinel.errors import StateStoreError
 from sentinel.models import utcnow
@@ -43,18 +40,17 @@ from sentinel.recovery import OwedRun, RunRecovery
 from sentinel.redact import redact
 from sentinel.scheduling.due import DueRun
 from sentinel.scheduling.loop import ScheduleLoop
+from sentinel.scheduling.shards import shard_of
 from sentinel.store import outbox
 from sentinel.store.runs import recorded_slots
 from sentinel.store.schema import ensure_schema
 from workers import keys
 from workers.faults import broker_faults
+from workers.leases import ShardLeases
 from workers.pipelined_enqueue import PipelinedEnqueue
 
 log = logging.getLogger("workers.scheduler")
 
-#: The lease expires this long after the active replica's last renewal: a standby takes over
-#: within about this long after the active one dies.
-LEASE_TTL_MS = 5_000
 #: How long the per-slot idempotency keys live (longer than any catch-up window).
 SLOT_KEY_TTL_SECONDS = 2 * 86_400
 #: Pending outbox rows untouched for this long are re-enqueued (their message was lost).
@@ -72,12 +68,6 @@ PREPARE_MARGIN_SECONDS = 1.0
 #: Sends one ``execute-alert`` message: (alert, slot, triggered_by, options) -> message id.
 Send = Callable[[str, str | None, str, dict[str, Any]], str]
 
-_RENEW = """
-if redis.call('get', KEYS[1]) == ARGV[1] then
-    return redis.call('pexpire', KEYS[1], ARGV[2])
-end
-return 0
-"""
 #: ``SET key value NX EX ttl`` for each key: 1 where this call set it. One command for a whole
 #: chunk (a pipeline of 1,000 ``SET``s costs the client three times as much to pack and parse).
 _CLAIM = """
@@ -87,48 +77,6 @@ for i, key in ipairs(KEYS) do
 end
 return claimed
 """
-_RELEASE = """
-if redis.call('get', KEYS[1]) == ARGV[1] then
-    return redis.call('del', KEYS[1])
-end
-return 0
-"""
-
-
-class Lease:
-    """Which replica is active. The value carries a fencing epoch, checked on renew/release."""
-
-    def __init__(self, client: Any, namespace: str, ttl_ms: int = LEASE_TTL_MS):
-        self.client = client
-        self.namespace = namespace
-        self.ttl_ms = ttl_ms
-        self.owner = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
-        self.value: str | None = None
-        self._renew = client.register_script(_RENEW)
-        self._release = client.register_script(_RELEASE)
-
-    def acquire(self) -> bool:
-        candidate = f"pending:{self.owner}"
-        if not self.client.set(keys.lease(self.namespace), candidate, nx=True, px=self.ttl_ms):
-            return False
-        epoch = int(self.client.incr(keys.epoch(self.namespace)))
-        value = f"{epoch}:{self.owner}"
-        self.client.set(keys.lease(self.namespace), value, xx=True, px=self.ttl_ms)
-        self.value = value
-        return True
-
-    def renew(self) -> bool:
-        if self.value is None:
-            return False
-        if not self._renew(keys=[keys.lease(self.namespace)], args=[self.value, self.ttl_ms]):
-            self.value = None
-            return False
-        return True
-
-    def release(self) -> None:
-        if self.value is not None:
-            self._release(keys=[keys.lease(self.namespace)], args=[self.value])
-            self.value = None
 
 
 class FleetScheduler:
@@ -145,7 +93,11 @@ class FleetScheduler:
         send_notification: Callable[[int], None] | None = None,
         state_db_url: str | None = None,
         pipeline: PipelinedEnqueue | None = None,
+        shards: int | None = None,
+        lease_ttl_ms: int | None = None,
     ):
+        """``shards`` defaults to ``SENTINEL_SCHEDULER_SHARDS``; ``lease_ttl_ms`` to the
+        lease's (tests shorten it)."""
         self.client = client
         self.send = send
         #: With it, scheduled runs go in pipelined round trips, built ahead (``send`` still
@@ -158,7 +110,10 @@ class FleetScheduler:
         self.clock = clock
         self.deployment = Deployment.from_file(config_path, state_db_url, threads=1)
         gc.freeze()  # 100,000 alerts: keep them out of full collections (a 0.6 s pause otherwise)
-        self.lease = Lease(client, namespace)
+        count = shards if shards is not None else environment.scheduler_shards()
+        self.shards = ShardLeases(
+            client, namespace, count, *([lease_ttl_ms] if lease_ttl_ms else [])
+        )
         self._claim = client.register_script(_CLAIM)
         #: Due runs not yet enqueued (broker away): those whose slot keys are still to be set,
         #: and those whose keys this replica set but whose messages were not sent.
@@ -170,11 +125,14 @@ class FleetScheduler:
             clock=clock,
             recorded=self._recorded,
             config=self.deployment.config,
+            # One shard: the active replica owns every alert, as an unsharded one does.
+            owns=(lambda alert: self.owns(alert.name)) if count > 1 else None,
         )
         self.recovery = RunRecovery(
             self.deployment.state_engine,
             lambda: self.loop.config.alerts_by_name(),  # noqa: PLW0108 - the config is reloaded
             lambda: self.loop.config.database.timeout,
+            owns=self.owns if count > 1 else None,
         )
         self._prepared = False
         self._swept_at = 0.0
@@ -195,8 +153,8 @@ class FleetScheduler:
             for chunk_number in itertools.count():
                 if not self.unclaimed:
                     break
-                if chunk_number and not self.lease.renew():
-                    log.warning("lost the lease mid-batch: the new active replica takes over")
+                if chunk_number and not self.shards.renew():
+                    log.warning("lost a lease mid-batch: the new active replica takes over")
                     self.unclaimed = []
                     return
                 chunk = self.unclaimed[:ENQUEUE_CHUNK]
@@ -239,7 +197,7 @@ class FleetScheduler:
         if not chunk:
             return []
         slot_keys = [keys.slot(self.namespace, run.alert.name, run.slot) for run in chunk]
-        claimed = self._claim(keys=slot_keys, args=[self.lease.value or "-", SLOT_KEY_TTL_SECONDS])
+        claimed = self._claim(keys=slot_keys, args=[self.shards.value, SLOT_KEY_TTL_SECONDS])
         return [run for run, won in zip(chunk, claimed, strict=True) if won]
 
     def _send(self, run: DueRun) -> str:
@@ -269,8 +227,10 @@ class FleetScheduler:
         try:
             self._prepare()
             owed = self.recovery.owed(now)
-            stale = now - timedelta(seconds=OUTBOX_STALE_SECONDS)
-            stranded = outbox.due(self.deployment.state_engine, now, untouched_since=stale)
+            stranded: list[int] = []
+            if self.shards.owns(0):  # notifications belong to no shard: shard 0's owner's
+                stale = now - timedelta(seconds=OUTBOX_STALE_SECONDS)
+                stranded = outbox.due(self.deployment.state_engine, now, untouched_since=stale)
         except StateStoreError as exc:
             outages.failed(Dependency.STATE_DB, exc)
             return
@@ -304,19 +264,28 @@ class FleetScheduler:
             self._prepared = True
 
     # -- the loop --------------------------------------------------------------------------
-    def tick(self, active: bool) -> tuple[bool, float]:
-        """One pass: keep or take the lease, enqueue what is due, sweep. Returns (active, wait)."""
+    def owns(self, alert_name: str) -> bool:
+        """Whether this replica schedules and recovers the alert (holds its shard's lease)."""
+        return self.shards.owns(shard_of(alert_name, self.shards.count))
+
+    @property
+    def active(self) -> bool:
+        return bool(self.shards.held)
+
+    def tick(self) -> tuple[bool, float]:
+        """One pass: keep or take leases, enqueue what is due, sweep. Returns (active, wait)."""
         try:
-            active = self._hold_lease(active)
+            self._hold_shards()
         except broker_faults() as exc:
-            # Without Redis this replica cannot know it is still the active one: stand by.
+            # Without Redis this replica cannot know it still holds a lease: stand by.
             outages.failed(Dependency.REDIS, exc)
-            if active:
+            if self.active:
+                self.shards.forget()
                 self.recovery.forget()
                 self._forget_prepared()
             return False, defaults.SCHEDULER_MAX_SLEEP_SECONDS
         outages.ok(Dependency.REDIS)
-        if not active:
+        if not self.active:
             return False, defaults.SCHEDULER_MAX_SLEEP_SECONDS
         wait = self.loop.tick(self.clock())
         if self.unclaimed or self.unsent:
@@ -348,17 +317,33 @@ class FleetScheduler:
             return 0.0
         return max(0.0, min(wait, (upcoming - self.clock()).total_seconds()))  # building took time
 
-    def _hold_lease(self, active: bool) -> bool:
-        if active and not self.lease.renew():
-            log.warning("lost the scheduler lease; standing by")
-            self.recovery.forget()
-            self._forget_prepared()
-            active = False
-        if not active and self.lease.acquire():
-            log.info("scheduler lease taken (%s): active", self.lease.value)
+    def _hold_shards(self) -> bool:
+        """Keep this replica's share of the leases; on any change, take over what it now owns.
+        Whether it holds any."""
+        was_active = self.active
+        change = self.shards.hold()
+        if not change:
+            return self.active
+        count = self.shards.count
+        for shard in change.lost:
+            log.warning("lost the scheduler lease for shard %d of %d", shard, count)
+        for shard in change.released:
+            log.info("gave shard %d of %d back: more than this replica's share", shard, count)
+        if not was_active:
+            self.unclaimed, self.unsent = [], []  # the catch-up covers what was held
+        elif change.dropped:
+            # Only what it still owns stays in its hands; the new owners catch the rest up.
+            self.recovery.forget(keep=self.owns)
+            self.unclaimed = [run for run in self.unclaimed if self.owns(run.alert.name)]
+            self.unsent = [run for run in self.unsent if self.owns(run.alert.name)]
+        if not self.active:
+            log.warning("holds no scheduler lease; standing by")
+        for shard in change.gained:
+            log.info("%s: active", self.shards.describe(shard))
+        self._forget_prepared()
+        if self.active:
             self._take_over()
-            active = True
-        return active
+        return self.active
 
     def _forget_prepared(self) -> None:
         if self.pipeline is not None:
@@ -366,26 +351,29 @@ class FleetScheduler:
         self._preparing_for, self._to_prepare = None, []
 
     def _take_over(self) -> None:
-        """Catch up each alert's latest missed slot; what the last replica keyed is owed unless
-        a row appears by its deadline (it may have been lost with that replica)."""
-        self.unclaimed, self.unsent = [], []
+        """Catch up each owned alert's latest missed slot; what the last owner keyed is owed
+        unless a row appears by its deadline (it may have been lost with that replica)."""
         self._swept_at = 0.0  # sweep at once: the last active replica may have died mid-sweep
         self.loop.start(self.clock())  # enqueue_runs hands every caught-up run to recovery
 
     def run(self, stop: threading.Event) -> None:
-        log.info("fleet scheduler %s standing by: %d alerts", self.lease.owner, len(self.loop.due))
-        active = False
+        log.info(
+            "fleet scheduler %s standing by: %d alerts in %d shards",
+            self.shards.owner,
+            len(self.loop.config.alerts),
+            self.shards.count,
+        )
         while not stop.is_set():
             try:
-                active, wait = self.tick(active)
+                _, wait = self.tick()
             except Exception:  # a bug, not an outage: say so loudly, and keep the clock going
                 log.exception("scheduler tick failed")
                 wait = defaults.SCHEDULER_MAX_SLEEP_SECONDS
             stop.wait(min(wait, defaults.SCHEDULER_MAX_SLEEP_SECONDS))
         try:
-            self.lease.release()
+            self.shards.release()
         except broker_faults() as exc:
-            log.warning("could not release the lease: %s", redact(exc))
+            log.warning("could not release the leases: %s", redact(exc))
         self.deployment.close()
 
 

@@ -12,7 +12,7 @@ from collections.abc import Callable
 from datetime import datetime, timedelta
 
 from sentinel import defaults, environment
-from sentinel.config import SentinelConfig, load_config
+from sentinel.config import AlertConfig, SentinelConfig, load_config
 from sentinel.errors import SQLSentinelError
 from sentinel.models import utcnow
 from sentinel.redact import redact
@@ -35,7 +35,10 @@ class ScheduleLoop:
         grace: timedelta | None = None,
         recorded: Callable[[list[DueRun]], set[tuple[str, datetime]]] | None = None,
         config: SentinelConfig | None = None,
+        owns: Callable[[AlertConfig], bool] | None = None,
     ):
+        """``owns`` narrows the alerts scheduled here (a sharded fleet scheduler's shards); it
+        is asked again at each ``start`` and reload."""
         if grace is None:
             grace = timedelta(seconds=environment.catch_up_grace_seconds())
         self.config_path = config_path
@@ -44,15 +47,22 @@ class ScheduleLoop:
         #: How old a missed slot may be and still be caught up (default: the configured grace).
         self.grace = grace
         self.recorded = recorded
+        self.owns = owns
         self.config = config or load_config(config_path)
         self._mtime = _mtime(config_path)
         self.last_tick: datetime = clock()
-        self.due = DueRuns(self.config.alerts, self.last_tick)
+        self.due = DueRuns(self.scheduled(self.config), self.last_tick)
+
+    def scheduled(self, config: SentinelConfig) -> list[AlertConfig]:
+        """The alerts of ``config`` this loop schedules."""
+        if self.owns is None:
+            return config.alerts
+        return [alert for alert in config.alerts if self.owns(alert)]
 
     def start(self, now: datetime | None = None) -> list[DueRun]:
         """Begin at ``now``: catch up each alert's latest missed slot (within the grace window)."""
         now = now or self.clock()
-        self.due = DueRuns(self.config.alerts, now)
+        self.due = DueRuns(self.scheduled(self.config), now)
         recent, stale = self.due.latest_slots(now, self.grace)
         done = self.recorded(recent + stale) if self.recorded else set()
         catch_up = [r for r in recent if (r.alert.name, r.slot) not in done]
@@ -99,7 +109,7 @@ class ScheduleLoop:
             return False
         self.config = config
         # Rebuild from the last tick, so a slot between that tick and now is not lost.
-        self.due = DueRuns(config.alerts, self.last_tick)
+        self.due = DueRuns(self.scheduled(config), self.last_tick)
         log.info("config %s reloaded: %d alerts scheduled", self.config_path, len(self.due))
         return True
 
