@@ -68,9 +68,7 @@ def fetch_pipelined(
     try:
         raw.autocommit = True
         try:
-            fetch = _send(raw, sql, limit, max(1, round(seconds * 1000)))
-            columns = tuple(column.name for column in fetch.description or ())
-            found = fetch.fetchall()
+            columns, found = _send(raw, sql, limit, max(1, round(seconds * 1000)))
         finally:
             if not raw.closed and raw.pgconn.transaction_status != TransactionStatus.IDLE:
                 raw.rollback()  # an error skipped the pipelined ROLLBACK
@@ -88,31 +86,59 @@ def fetch_pipelined(
     return rows, len(found) > limit, columns
 
 
-def _send(raw: Any, sql: str, limit: int, timeout_ms: int) -> Any:
-    """Run the statements in one pipeline; returns the FETCH's cursor.
+def _send(raw: Any, sql: str, limit: int, timeout_ms: int) -> tuple[tuple[str, ...], list[Any]]:
+    """Run the statements in one pipeline; returns the FETCH's column names and rows.
 
-    An error (the query's, or the timeout) is raised only once the pipeline is left: raised
-    inside it, psycopg would also log it as "error ignored terminating" the pipeline."""
-    import psycopg
+    Driven through libpq's pipeline directly (``psycopg.pq``), one flush and one read of the
+    results, not through cursors: psycopg's own pipeline tries to talk to the server at every
+    statement queued, a dozen polls of the socket per query. Each statement is still sent
+    with the extended protocol (``PQsendQueryParams``), so the alert query cannot carry a
+    second statement. The first error (the query's, or the timeout) is raised once every result
+    up to the ``Sync`` is read, so the connection leaves pipeline mode clean."""
+    from psycopg import errors, generators
+    from psycopg.adapt import Transformer
+    from psycopg.pq import ExecStatus
 
-    failed: psycopg.Error | None = None
-    fetch = raw.cursor()
+    encoding = raw.info.encoding
+    statements = (
+        b"BEGIN READ ONLY",
+        f"SET LOCAL statement_timeout = {timeout_ms}".encode(),
+        f"DECLARE {CURSOR} NO SCROLL CURSOR FOR {sql}".encode(encoding),
+        f"FETCH FORWARD {limit + 1} FROM {CURSOR}".encode(),
+        b"ROLLBACK",
+    )
+    pgconn = raw.pgconn
+    results: list[Any] = []
+    pgconn.enter_pipeline_mode()
     try:
-        with raw.pipeline():
-            try:
-                statements = raw.cursor()
-                statements.execute("BEGIN READ ONLY")
-                statements.execute(f"SET LOCAL statement_timeout = {timeout_ms}")
-                statements.execute(f"DECLARE {CURSOR} NO SCROLL CURSOR FOR {sql}")
-                fetch.execute(f"FETCH FORWARD {limit + 1} FROM {CURSOR}")
-                statements.execute("ROLLBACK")
-            except psycopg.Error as exc:
-                failed = exc
-    except psycopg.Error as exc:  # leaving an aborted pipeline: the first error says why
-        failed = failed or exc
-    if failed is not None:
-        raise failed
-    return fetch
+        for statement in statements:
+            pgconn.send_query_params(statement, None)
+        pgconn.pipeline_sync()
+        raw.wait(generators.send(pgconn))
+        while True:
+            batch = raw.wait(generators.fetch_many(pgconn))
+            if batch and batch[0].status == ExecStatus.PIPELINE_SYNC:
+                break
+            results.extend(batch)
+    finally:
+        if raw.closed or not _left_pipeline(pgconn):
+            raw.close()  # results were left unread: the connection cannot be trusted
+    for result in results:
+        if result.status == ExecStatus.FATAL_ERROR:
+            raise errors.error_from_result(result, encoding=encoding)
+    fetched = results[3]
+    transformer = Transformer(raw)
+    transformer.set_pgresult(fetched)
+    columns = tuple(fetched.fname(i).decode(encoding) for i in range(fetched.nfields))
+    return columns, transformer.load_rows(0, fetched.ntuples, tuple)
+
+
+def _left_pipeline(pgconn: Any) -> bool:
+    try:
+        pgconn.exit_pipeline_mode()
+    except Exception:
+        return False
+    return True
 
 
 def psycopg_connection(conn: Connection) -> Any | None:
