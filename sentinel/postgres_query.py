@@ -162,17 +162,26 @@ def _compiled(statement: Any, keys: tuple[str, ...], dialect: Any) -> tuple[str,
     return found
 
 
+#: Parameter types psycopg binds as they are (most of a run's parameters).
+_PLAIN = frozenset({str, int, float, bool, type(None)})
+
+
 def bindable(value: Any) -> Any:
     """A parameter as the state tables' column types bind it (``UTCDateTime``, ``NameIn``,
     ``JSON``): aware times as naive UTC, enum members as their values, dicts and lists as JSON."""
+    kind = type(value)
+    if kind in _PLAIN:
+        return value
+    if kind is datetime:
+        return value if value.tzinfo is None else value.astimezone(UTC).replace(tzinfo=None)
     if isinstance(value, Enum):
         return str(value.value)
-    if isinstance(value, datetime) and value.tzinfo is not None:
-        return value.astimezone(UTC).replace(tzinfo=None)
     if isinstance(value, dict | list):
         from psycopg.types.json import Json
 
         return Json(value)
+    if isinstance(value, datetime) and value.tzinfo is not None:
+        return value.astimezone(UTC).replace(tzinfo=None)
     return value
 
 
@@ -198,3 +207,17 @@ def execute_raw(conn: Connection, cursor: Any, statement: Any, params: Mapping[s
             sql, None, exc, psycopg.Error, connection_invalidated=lost
         ) from exc
     return cursor
+
+
+def autocommit_scalar(conn: Connection, statement: Any, params: Mapping[str, Any]) -> Any:
+    """Run one write in the driver's own autocommit (it commits by itself, no ``BEGIN`` or
+    ``COMMIT`` round trip, no isolation level to set and reset); its first column, or ``None``."""
+    raw: Any = conn.connection.dbapi_connection
+    raw.autocommit = True
+    try:
+        with raw.cursor() as cursor:
+            row = execute_raw(conn, cursor, statement, params).fetchone()
+    finally:
+        if not raw.closed:
+            raw.autocommit = False
+    return None if row is None else row[0]

@@ -20,11 +20,10 @@ from sqlalchemy.engine import Connection, Engine
 from sentinel.enums import ExecutionStatus, Outcome
 from sentinel.errors import StateStoreError
 from sentinel.models import QueryResult
-from sentinel.postgres_query import execute_raw, psycopg_connection
+from sentinel.postgres_query import autocommit_scalar, execute_raw, psycopg_connection
 from sentinel.rules import AlertRules, Transition, decide, effective_outcome
 from sentinel.serialization import to_jsonable, to_number
 from sentinel.store.engine import (
-    autocommit,
     inserted_id,
     lock_clause,
     read_transaction,
@@ -129,14 +128,12 @@ def claim_run(
     }
     if engine.dialect.name == "postgresql":
         # One statement, one round trip, committed on its own: the claim outlives a crash.
-        with state_errors(), autocommit(engine) as conn:
-            raw = psycopg_connection(conn)
-            if raw is None:
-                claimed = conn.execute(_claim_statement(), values).scalar()
+        with state_errors(), engine.connect() as conn:
+            if psycopg_connection(conn) is None:
+                auto = conn.execution_options(isolation_level="AUTOCOMMIT")
+                claimed = auto.execute(_claim_statement(), values).scalar()
             else:
-                with raw.cursor() as cursor:
-                    row = execute_raw(conn, cursor, _claim_statement(), values).fetchone()
-                claimed = None if row is None else row[0]
+                claimed = autocommit_scalar(conn, _claim_statement(), values)
         if claimed is not None:
             return Claim(int(claimed), alert_name, scheduled_for, triggered_by, now, worker_id)
         if scheduled_for is None and message_id is None:
