@@ -326,7 +326,10 @@ class FleetScheduler:
             return self.active
         count = self.shards.count
         for shard in change.lost:
-            log.warning("lost the scheduler lease for shard %d of %d", shard, count)
+            if count == 1:
+                log.warning("lost the scheduler lease")
+            else:
+                log.warning("lost the scheduler lease for shard %d of %d", shard, count)
         for shard in change.released:
             log.info("gave shard %d of %d back: more than this replica's share", shard, count)
         if not was_active:
