@@ -11,7 +11,8 @@ ALERT, once per incident.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from copy import copy
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from sentinel.enums import AlertStatus, Event, Outcome, Reason
@@ -79,7 +80,8 @@ def decide(
     outcome = effective_outcome(outcome, rules)
     if silenced is None:
         silenced = state.is_silenced(now)
-    new = replace(state, last_execution_at=now, updated_at=now)
+    new = copy(state)  # a shallow copy, as replace() makes, without re-running __init__
+    new.last_execution_at = new.updated_at = now
     if new.created_at is None:
         new.created_at = now
     if outcome == Outcome.NODATA:  # on_no_data: keep — as if the run had not happened

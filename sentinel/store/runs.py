@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -245,9 +245,8 @@ def apply_outcome(
         transition = decide(
             current, run.outcome, rules, now, silenced=until is not None, muted=muted
         )
-        new_state = replace(
-            transition.state, last_execution_id=claim.execution_id, silence_until=until
-        )
+        new_state = transition.state  # decide's own copy: completed here, not copied again
+        new_state.last_execution_id, new_state.silence_until = claim.execution_id, until
         if transition.outcome == Outcome.ERROR:
             new_state.last_error = run.error
         save_state(conn, new_state, locked=current)
@@ -259,7 +258,7 @@ def apply_outcome(
                 conn, claim.execution_id, claim.alert_name, channels, event, body, now
             )
             outbox = list(zip(ids, channels, strict=True))
-    return AppliedRun(replace(transition, state=new_state), status, outbox)
+    return AppliedRun(transition, status, outbox)
 
 
 def _execute(conn: Connection, statement: Any, params: dict[str, Any]) -> int:
