@@ -75,8 +75,18 @@ class AlertExecutor:
             Deliverer(state_db_engine, notification_factory, clock) if state_db_engine else None
         )
         self.dispatch: Dispatch = dispatch or self.deliver_inline
+        self._rules: dict[str, tuple[AlertConfig, AlertRules]] = {}
 
     def rules_for(self, alert: AlertConfig) -> AlertRules:
+        """The alert's rules, built once per alert object (a reloaded config brings new ones)."""
+        cached = self._rules.get(alert.name)
+        if cached is not None and cached[0] is alert:
+            return cached[1]
+        rules = self._build_rules(alert)
+        self._rules[alert.name] = (alert, rules)
+        return rules
+
+    def _build_rules(self, alert: AlertConfig) -> AlertRules:
         return AlertRules(
             min_interval_seconds=alert.min_interval or self.min_alert_interval_seconds,
             fire_after=alert.fire_after,
@@ -154,7 +164,8 @@ class AlertExecutor:
                     status=DeliveryStatus.PENDING,
                 )
             )
-        result = ExecutionResult(
+        # Every value is already of its field's type: built without validating it again.
+        result = ExecutionResult.model_construct(
             alert_name=alert.name,
             timestamp=now.isoformat(),
             status=applied.status,
