@@ -54,13 +54,13 @@ def _state_database() -> Iterator[None]:
 def execute_alert(
     alert_name: str, scheduled_for: str | None = None, triggered_by: str = "CRON"
 ) -> None:
-    deployment, executor = live.current()
+    message = CurrentMessage.get_current_message()
+    deployment, executor = live.for_message(message.message_id if message else None)
     try:
         alert = deployment.config.alert(alert_name)
     except Exception:
         log.error("alert %s is no longer in the configuration; message dropped", alert_name)
         return
-    message = CurrentMessage.get_current_message()
     with _state_database():
         executor.execute_alert(
             alert,

@@ -38,6 +38,9 @@ class LiveDeployment:
         self._mtime: float | None = None
         self._deployment: Deployment | None = None
         self._executor: AlertExecutor | None = None
+        #: (mtime, deployment, executor) last served, read without the lock while unchanged.
+        self._served: tuple[float | None, Deployment, AlertExecutor] | None = None
+        self._held = threading.local()  # (message id, deployment, executor) of this thread
 
     def current(self) -> tuple[Deployment, AlertExecutor]:
         """The deployment and executor for the config as it is on disk now."""
@@ -50,11 +53,27 @@ class LiveDeployment:
             if self._deployment is None:
                 raise SQLSentinelError(f"{self.path}: cannot read: {exc}") from None
             mtime = self._mtime  # keep serving the last good config
+        served = self._served  # one read: a reload replaces the whole triple at once
+        if served is not None and served[0] == mtime:
+            return served[1], served[2]  # unchanged: no lock for the threads to queue on
         with self._lock:
             if self._deployment is None or mtime != self._mtime:
                 self._reload(mtime)
             assert self._deployment is not None and self._executor is not None
+            self._served = (self._mtime, self._deployment, self._executor)
             return self._deployment, self._executor
+
+    def for_message(self, message_id: str | None) -> tuple[Deployment, AlertExecutor]:
+        """:meth:`current` as looked up for this message by the middleware (one look a run)."""
+        held = getattr(self._held, "value", None)
+        if held is not None and message_id is not None and held[0] == message_id:
+            self._held.value = None
+            return held[1], held[2]
+        return self.current()
+
+    def hold(self, message_id: str, found: tuple[Deployment, AlertExecutor]) -> None:
+        """Keep what :meth:`current` gave for this thread's message, for :meth:`for_message`."""
+        self._held.value = (message_id, *found)
 
     def _reload(self, mtime: float | None) -> None:
         try:

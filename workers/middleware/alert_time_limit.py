@@ -26,8 +26,11 @@ class AlertTimeLimit(Middleware):
             return
         from workers.live_deployment import live_deployment
 
+        live = live_deployment()
         try:
-            deployment, _ = live_deployment().current()
+            found = live.current()
+            live.hold(message.message_id, found)  # the actor's own lookup, done
+            deployment = found[0]
             alert = deployment.config.alert((message.kwargs or {}).get("alert_name", ""))
         except SQLSentinelError:
             return  # the actor reports an unknown alert or an unreadable config itself
