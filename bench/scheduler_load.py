@@ -383,7 +383,7 @@ def profile_enqueue(scheduler: Any, slot: datetime, runs: int) -> None:
     """cProfile of FleetScheduler.enqueue_runs on a batch of due runs (a slot not yet claimed)."""
     from sentinel.scheduling.due import DueRun
 
-    batch = [DueRun(a, slot + timedelta(days=1)) for a in scheduler.loop.config.alerts[:runs]]
+    batch = [DueRun(a, slot + timedelta(days=1)) for a in scheduler.loop.alerts[:runs]]
     profiler = cProfile.Profile()
     started = time.perf_counter()
     profiler.enable()

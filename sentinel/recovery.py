@@ -27,9 +27,8 @@ from datetime import datetime, timedelta
 from sqlalchemy.engine import Engine
 
 from sentinel import environment
-from sentinel.config import AlertConfig
 from sentinel.enums import ExecutionStatus
-from sentinel.scheduling.due import DueRun
+from sentinel.scheduling.due import DueRun, Schedulable
 from sentinel.store.runs import (
     RunningRun,
     abandon_run,
@@ -44,7 +43,7 @@ log = logging.getLogger("sentinel.recovery")
 class OwedRun:
     """A run to submit again, and why."""
 
-    alert: AlertConfig
+    alert: Schedulable
     scheduled_for: datetime | None
     triggered_by: str
     #: Manual runs are sent again under their own message id, so the claim recognises them.
@@ -58,7 +57,7 @@ class RunRecovery:
     def __init__(
         self,
         engine: Engine,
-        alerts: Callable[[], Mapping[str, AlertConfig]],
+        alerts: Callable[[], Mapping[str, Schedulable]],
         default_timeout: Callable[[], float],
         *,
         resend_messages: bool = True,
@@ -83,7 +82,7 @@ class RunRecovery:
         self._awaiting: dict[tuple[str, datetime], datetime] = {}
         self._resent: dict[int, datetime] = {}
 
-    def deadline(self, alert: AlertConfig) -> timedelta:
+    def deadline(self, alert: Schedulable) -> timedelta:
         return timedelta(seconds=(alert.timeout or self.default_timeout()) + self.grace)
 
     def submitted(self, runs: Iterable[DueRun], now: datetime) -> None:

@@ -63,11 +63,11 @@ def test_runs_held_while_the_broker_is_away_are_each_sent_once_it_is_back(
     client = redis.Redis.from_url(redis_server.url)
     scheduler = FleetScheduler(config, client, broker, "tsched")
     assert scheduler.shards.take(0)
-    runs = [DueRun(alert, SLOT) for alert in scheduler.loop.config.alerts]
+    runs = [DueRun(alert, SLOT) for alert in scheduler.loop.alerts]
 
     scheduler.enqueue_runs(runs)  # keys set, the first send fails: all three are held
     assert broker.sent == [] and len(scheduler.unsent) == 3 and scheduler.unclaimed == []
-    later = [DueRun(alert, NEXT) for alert in scheduler.loop.config.alerts]
+    later = [DueRun(alert, NEXT) for alert in scheduler.loop.alerts]
     scheduler.enqueue_runs(later)  # still away: the next slot's runs are held behind them
     assert broker.sent == [] and len(scheduler.unsent) == 3 and len(scheduler.unclaimed) == 3
     scheduler.enqueue_runs([])  # back

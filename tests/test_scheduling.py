@@ -86,6 +86,41 @@ def test_catch_up_skips_slots_already_recorded(tmp_path: Path) -> None:
     assert loop.start() == [] and submitted.runs == []
 
 
+@pytest.mark.parametrize("slim", [False, True])
+def test_a_slim_loop_keeps_what_scheduling_reads_and_schedules_the_same(
+    tmp_path: Path, slim: bool
+) -> None:
+    """The fleet's scheduler keeps a ScheduledAlert per alert, not the whole alert, and none of
+    the config's alerts, through a reload too; it schedules exactly what the full loop does."""
+    from sentinel.config import AlertConfig
+    from sentinel.scheduling.due import ScheduledAlert
+
+    clock = FakeClock(datetime(2026, 3, 1, 12, 0, 30))
+    config = tmp_path / "a.yaml"
+    path = write(config, [("a", "* * * * *"), ("b", "*/2 * * * *")])
+    submitted = Collector()
+    loop = ScheduleLoop(path, submitted, clock=clock, slim=slim)
+    kept = ScheduledAlert if slim else AlertConfig
+    assert [type(a) for a in loop.alerts] == [kept, kept]
+    assert len(loop.config.alerts) == (0 if slim else 2)
+    assert loop.alerts_by_name()["b"].schedule == "*/2 * * * *"
+    loop.start()
+    write(config, [("a", "* * * * *"), ("c", "* * * * *")])
+    os.utime(config, (time.time() + 5, time.time() + 5))
+    clock.advance(seconds=90)
+    loop.tick()
+    assert {type(a) for a in loop.alerts} == {kept} and sorted(loop.alerts_by_name()) == ["a", "c"]
+    assert len(loop.config.alerts) == (0 if slim else 2)
+    assert sorted(submitted.runs) == [
+        ("a", datetime(2026, 3, 1, 12, 0)),
+        ("a", datetime(2026, 3, 1, 12, 1)),
+        ("a", datetime(2026, 3, 1, 12, 2)),
+        ("b", datetime(2026, 3, 1, 12, 0)),
+        ("c", datetime(2026, 3, 1, 12, 1)),
+        ("c", datetime(2026, 3, 1, 12, 2)),
+    ]
+
+
 def test_reload_picks_up_edits_and_keeps_the_old_config_when_invalid(
     tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:

@@ -32,8 +32,10 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from sentinel import defaults, environment
+from sentinel.config import load_config
 from sentinel.deployment import Deployment
 from sentinel.errors import StateStoreError
+from sentinel.memory import release_free_memory
 from sentinel.models import utcnow
 from sentinel.outages import Dependency, outages
 from sentinel.recovery import OwedRun, RunRecovery
@@ -57,6 +59,8 @@ SLOT_KEY_TTL_SECONDS = 2 * 86_400
 OUTBOX_STALE_SECONDS = 30.0
 #: Runs whose slot keys are claimed in one pipelined round trip (and then pushed in one more).
 ENQUEUE_CHUNK = 1_000
+#: After enqueueing at least this many runs at once, the memory they took is handed back.
+LARGE_BATCH = 10_000
 #: How long before a slot its messages start being built (with a ``PipelinedEnqueue``).
 PREPARE_AHEAD_SECONDS = 30.0
 #: Messages built per tick: the lease is renewed between ticks, so building 100,000 cannot
@@ -108,8 +112,10 @@ class FleetScheduler:
         self.send_notification = send_notification or _send_notification
         self.namespace = namespace
         self.clock = clock
-        self.deployment = Deployment.from_file(config_path, state_db_url, threads=1)
-        gc.freeze()  # 100,000 alerts: keep them out of full collections (a 0.6 s pause otherwise)
+        # The clock needs a fraction of each alert (the loop keeps that): of the config itself,
+        # only the state database and the file's text stay.
+        config = load_config(config_path)
+        self.deployment = Deployment(config.without_alerts(), state_db_url, threads=1)
         count = shards if shards is not None else environment.scheduler_shards()
         self.shards = ShardLeases(
             client, namespace, count, *([lease_ttl_ms] if lease_ttl_ms else [])
@@ -124,18 +130,23 @@ class FleetScheduler:
             self.enqueue_runs,
             clock=clock,
             recorded=self._recorded,
-            config=self.deployment.config,
+            config=config,
+            slim=True,
             # One shard: the active replica owns every alert, as an unsharded one does.
             owns=(lambda alert: self.owns(alert.name)) if count > 1 else None,
         )
         self.recovery = RunRecovery(
             self.deployment.state_engine,
-            lambda: self.loop.config.alerts_by_name(),  # noqa: PLW0108 - the config is reloaded
+            lambda: self.loop.alerts_by_name(),  # noqa: PLW0108 - the config is reloaded
             lambda: self.loop.config.database.timeout,
             owns=self.owns if count > 1 else None,
         )
         self._prepared = False
         self._swept_at = 0.0
+        del config
+        gc.collect()
+        release_free_memory()
+        gc.freeze()  # 100,000 alerts: keep them out of full collections (a 0.6 s pause otherwise)
 
     # -- enqueueing ------------------------------------------------------------------------
     def enqueue_runs(self, runs: list[DueRun]) -> None:
@@ -170,6 +181,8 @@ class FleetScheduler:
         outages.ok(Dependency.BROKER)
         if total:
             log.info("enqueued %d of %d due runs", sent, total)
+        if total >= LARGE_BATCH:
+            release_free_memory()  # the batch's messages and keys, freed now
 
     def _send_all(self, runs: list[DueRun]) -> int:
         """Send each run; on a broker fault the rest (keys already set) wait in ``unsent``."""
@@ -363,7 +376,7 @@ class FleetScheduler:
         log.info(
             "fleet scheduler %s standing by: %d alerts in %d shards",
             self.shards.owner,
-            len(self.loop.config.alerts),
+            len(self.loop.alerts),
             self.shards.count,
         )
         while not stop.is_set():

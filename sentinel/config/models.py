@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import re
 from dataclasses import dataclass, field
@@ -261,6 +262,11 @@ class SentinelConfig:
     raw_text: str | None = None  # the file as written, before ${VAR} substitution
     warnings: list[Issue] = field(default_factory=list)
     _by_name: dict[str, AlertConfig] | None = field(default=None, repr=False, compare=False)
+
+    def without_alerts(self) -> SentinelConfig:
+        """The same file's settings with no alerts (what a process that keeps its alerts in
+        another form still reads: the database, the path, the text)."""
+        return dataclasses.replace(self, alerts=[], _by_name=None)
 
     def alerts_by_name(self) -> dict[str, AlertConfig]:
         if self._by_name is None or len(self._by_name) != len(self.alerts):

@@ -77,9 +77,14 @@ class EmbeddedScheduler:
                     run.slot.isoformat(),
                 )
                 continue
+            # The loop schedules what it read of the alert; the run is of the whole alert, as
+            # the current config has it.
+            alert = self.loop.config.alerts_by_name().get(run.alert.name)
+            if alert is None:
+                continue  # left the config since it fell due
             try:
                 self.executor.execute_alert(
-                    run.alert, self.deployment.adapter, triggered_by="CRON", scheduled_for=run.slot
+                    alert, self.deployment.adapter, triggered_by="CRON", scheduled_for=run.slot
                 )
             except StateStoreError as exc:
                 outages.failed(Dependency.STATE_DB, exc)

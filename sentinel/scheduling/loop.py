@@ -8,15 +8,16 @@ from __future__ import annotations
 import logging
 import os
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from datetime import datetime, timedelta
 
 from sentinel import defaults, environment
-from sentinel.config import AlertConfig, SentinelConfig, load_config
+from sentinel.config import SentinelConfig, load_config
 from sentinel.errors import SQLSentinelError
+from sentinel.memory import release_free_memory
 from sentinel.models import utcnow
 from sentinel.redact import redact
-from sentinel.scheduling.due import DueRun, DueRuns
+from sentinel.scheduling.due import DueRun, DueRuns, Schedulable, ScheduledAlert
 
 log = logging.getLogger("sentinel.scheduler")
 
@@ -35,10 +36,14 @@ class ScheduleLoop:
         grace: timedelta | None = None,
         recorded: Callable[[list[DueRun]], set[tuple[str, datetime]]] | None = None,
         config: SentinelConfig | None = None,
-        owns: Callable[[AlertConfig], bool] | None = None,
+        owns: Callable[[Schedulable], bool] | None = None,
+        slim: bool = False,
     ):
         """``owns`` narrows the alerts scheduled here (a sharded fleet scheduler's shards); it
-        is asked again at each ``start`` and reload."""
+        is asked again at each ``start`` and reload. With ``slim`` the loop keeps only what
+        scheduling reads of each alert (:class:`ScheduledAlert`), and ``config`` without its
+        alerts: a process that only enqueues needs no more, and the whole alert is most of its
+        memory."""
         if grace is None:
             grace = timedelta(seconds=environment.catch_up_grace_seconds())
         self.config_path = config_path
@@ -48,21 +53,37 @@ class ScheduleLoop:
         self.grace = grace
         self.recorded = recorded
         self.owns = owns
-        self.config = config or load_config(config_path)
+        self.slim = slim
+        self._keep(config or load_config(config_path))
         self._mtime = _mtime(config_path)
         self.last_tick: datetime = clock()
-        self.due = DueRuns(self.scheduled(self.config), self.last_tick)
+        self.due = DueRuns(self.scheduled(), self.last_tick)
 
-    def scheduled(self, config: SentinelConfig) -> list[AlertConfig]:
-        """The alerts of ``config`` this loop schedules."""
+    def _keep(self, config: SentinelConfig) -> None:
+        alerts: list[Schedulable] = list(config.alerts)
+        if self.slim:
+            alerts = [ScheduledAlert.of(alert) for alert in config.alerts]
+            config = config.without_alerts()
+        self.config = config
+        self.alerts = alerts
+        self._by_name: dict[str, Schedulable] | None = None
+
+    def alerts_by_name(self) -> Mapping[str, Schedulable]:
+        """Every alert of the current config (recovery looks runs up here)."""
+        if self._by_name is None:
+            self._by_name = {alert.name: alert for alert in self.alerts}
+        return self._by_name
+
+    def scheduled(self) -> list[Schedulable]:
+        """The alerts this loop schedules."""
         if self.owns is None:
-            return config.alerts
-        return [alert for alert in config.alerts if self.owns(alert)]
+            return self.alerts
+        return [alert for alert in self.alerts if self.owns(alert)]
 
     def start(self, now: datetime | None = None) -> list[DueRun]:
         """Begin at ``now``: catch up each alert's latest missed slot (within the grace window)."""
         now = now or self.clock()
-        self.due = DueRuns(self.scheduled(self.config), now)
+        self.due = DueRuns(self.scheduled(), now)
         recent, stale = self.due.latest_slots(now, self.grace)
         done = self.recorded(recent + stale) if self.recorded else set()
         catch_up = [r for r in recent if (r.alert.name, r.slot) not in done]
@@ -107,9 +128,12 @@ class ScheduleLoop:
                 redact(exc),
             )
             return False
-        self.config = config
+        self._keep(config)
+        if self.slim:
+            del config  # and with it the whole alerts: their memory can go back
+            release_free_memory()
         # Rebuild from the last tick, so a slot between that tick and now is not lost.
-        self.due = DueRuns(self.scheduled(config), self.last_tick)
+        self.due = DueRuns(self.scheduled(), self.last_tick)
         log.info("config %s reloaded: %d alerts scheduled", self.config_path, len(self.due))
         return True
 
