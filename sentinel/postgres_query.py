@@ -25,7 +25,10 @@ processing, result metadata from a 25-column description): about half of a run's
 from __future__ import annotations
 
 import functools
-from collections.abc import Mapping
+import itertools
+import re
+import weakref
+from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 from enum import Enum
 from typing import Any
@@ -221,3 +224,101 @@ def autocommit_scalar(conn: Connection, statement: Any, params: Mapping[str, Any
         if not raw.closed:
             raw.autocommit = False
     return None if row is None else row[0]
+
+
+#: A text-format placeholder for every parameter: the server reads each as the type its place in
+#: the statement says (SQLAlchemy's casts), so one prepared statement fits every run's values.
+_PLACEHOLDER = re.compile(r"%\((\w+)\)s")
+#: The statements prepared on each psycopg connection: SQL -> name (gone with the connection).
+_PREPARED: weakref.WeakKeyDictionary[Any, dict[str, bytes]] = weakref.WeakKeyDictionary()
+_TEXT_SQL: dict[str, str] = {}
+_NAMES = itertools.count()  # never reused, so a statement prepared again cannot collide
+
+
+def run_pipelined(
+    conn: Connection,
+    steps: Sequence[tuple[Any, Mapping[str, Any]]],
+    *,
+    begin: bool = False,
+    commit: bool = False,
+) -> list[tuple[int, list[tuple[Any, ...]]]]:
+    """Run Core statements (with their parameters) in one libpq pipeline: one round trip.
+
+    ``begin`` opens the transaction with them (the ``BEGIN`` psycopg would send alone), and
+    ``commit`` ends it; they run in order and stop at the first error, which is raised as
+    :func:`execute_raw` raises it. Each statement is prepared once per connection. Returns, for
+    each statement, the rows it matched and the rows it returned."""
+    import psycopg
+
+    raw: Any = conn.connection.dbapi_connection
+    try:
+        results = _pipeline(raw, conn.dialect, steps, begin, commit)
+    except psycopg.Error as exc:
+        error: Any = exc
+        lost = bool(raw.closed) or conn.dialect.is_disconnect(error, raw, None)
+        if lost:
+            conn.invalidate(exc)
+        raise sa_exc.DBAPIError.instance(
+            "(pipelined)", None, exc, psycopg.Error, connection_invalidated=lost
+        ) from exc
+    from psycopg.adapt import Transformer
+
+    transformer = Transformer(raw)
+    answers = []
+    for result in results:
+        transformer.set_pgresult(result)
+        rows = transformer.load_rows(0, result.ntuples, tuple) if result.nfields else []
+        answers.append((int(result.command_tuples or 0), rows))
+    return answers
+
+
+def _pipeline(
+    raw: Any, dialect: Any, steps: Sequence[tuple[Any, Mapping[str, Any]]], begin: bool, end: bool
+) -> list[Any]:
+    from psycopg import errors, generators
+    from psycopg._queries import PostgresQuery
+    from psycopg.adapt import Transformer
+    from psycopg.pq import ExecStatus
+
+    pgconn = raw.pgconn
+    prepared = _PREPARED.setdefault(raw, {})
+    transformer = Transformer(raw)
+    mine: list[bool] = []  # which results answer a step (not BEGIN, COMMIT or a Prepare)
+    pgconn.enter_pipeline_mode()
+    results: list[Any] = []
+    try:
+        if begin:
+            pgconn.send_query_params(b"BEGIN", None)
+            mine.append(False)
+        for statement, params in steps:
+            sql, fixed = _compiled(statement, tuple(params), dialect)
+            text = _TEXT_SQL.get(sql) or _TEXT_SQL.setdefault(sql, _PLACEHOLDER.sub(r"%(\1)t", sql))
+            query = PostgresQuery(transformer)
+            query.convert(text, {**fixed, **{k: bindable(v) for k, v in params.items()}})
+            name = prepared.get(text)
+            if name is None:
+                name = f"sentinel_{next(_NAMES)}".encode()
+                pgconn.send_prepare(name, query.query, param_types=None)
+                mine.append(False)
+                prepared[text] = name  # if the Prepare fails, the connection is dropped
+            pgconn.send_query_prepared(name, query.params, param_formats=query.formats)
+            mine.append(True)
+        if end:
+            pgconn.send_query_params(b"COMMIT", None)
+            mine.append(False)
+        pgconn.pipeline_sync()
+        raw.wait(generators.send(pgconn))
+        while True:
+            batch = raw.wait(generators.fetch_many(pgconn))
+            if batch and batch[0].status == ExecStatus.PIPELINE_SYNC:
+                break
+            results.extend(batch)
+    finally:
+        if raw.closed or not _left_pipeline(pgconn):
+            raw.close()  # results were left unread: the connection cannot be trusted
+    for result in results:
+        if result.status == ExecStatus.FATAL_ERROR:
+            if any(not ok for ok in mine):
+                _PREPARED.pop(raw, None)  # a Prepare may not have happened: prepare again
+            raise errors.error_from_result(result, encoding=raw.info.encoding)
+    return [result for result, ok in zip(results, mine, strict=True) if ok]

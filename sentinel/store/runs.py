@@ -20,7 +20,7 @@ from sqlalchemy.engine import Connection, Engine
 from sentinel.enums import ExecutionStatus, Outcome
 from sentinel.errors import StateStoreError
 from sentinel.models import QueryResult
-from sentinel.postgres_query import autocommit_scalar, execute_raw, psycopg_connection
+from sentinel.postgres_query import autocommit_scalar, psycopg_connection
 from sentinel.rules import AlertRules, Transition, decide, effective_outcome
 from sentinel.serialization import to_jsonable, to_number
 from sentinel.store.engine import (
@@ -33,7 +33,7 @@ from sentinel.store.engine import (
 )
 from sentinel.store.outbox import insert_notifications
 from sentinel.store.silences import silenced_until
-from sentinel.store.state import lock_state_with_silences, save_state
+from sentinel.store.state import finish_and_lock, lock_state_with_silences, save_state
 from sentinel.store.tables import executions
 
 # Statements built once and executed with parameters, so SQLAlchemy compiles each only once.
@@ -222,25 +222,26 @@ def apply_outcome(
         # execution row, always before the state row (one lock order everywhere).
         status = EXECUTION_STATUS[effective_outcome(run.outcome, rules)]
         result = run.query_result
-        finished = _execute(
-            conn,
-            _FINISH,
-            {
-                "b_id": claim.execution_id,
-                "b_claimed_at": claim.claimed_at,
-                "status": status,
-                "finished_at": now,
-                "execution_duration_ms": run.duration_ms,
-                "result_status": result.status if result else None,
-                "actual_value": to_number(result.actual_value) if result else None,
-                "threshold": to_number(result.threshold) if result else None,
-                "context_data": _context_data(result),
-                "error_message": run.error,
-            },
-        )
-        if finished != 1:
-            return None  # taken over by another worker after this one was presumed dead
-        current, found = lock_state_with_silences(conn, claim.alert_name, now)
+        finish = {
+            "b_id": claim.execution_id,
+            "b_claimed_at": claim.claimed_at,
+            "status": status,
+            "finished_at": now,
+            "execution_duration_ms": run.duration_ms,
+            "result_status": result.status if result else None,
+            "actual_value": to_number(result.actual_value) if result else None,
+            "threshold": to_number(result.threshold) if result else None,
+            "context_data": _context_data(result),
+            "error_message": run.error,
+        }
+        read = finish_and_lock(conn, _FINISH, finish, claim.alert_name, now)
+        if read is None:  # not psycopg: the same two statements, one after the other
+            if conn.execute(_FINISH, finish).rowcount != 1:
+                return None  # taken over by another worker after this one was presumed dead
+            read = (True, *lock_state_with_silences(conn, claim.alert_name, now))
+        matched, current, found = read
+        if not matched or current is None:
+            return None  # taken over (as above)
         until = silenced_until(found, claim.alert_name, labels or {}, now)
         transition = decide(
             current, run.outcome, rules, now, silenced=until is not None, muted=muted
@@ -249,9 +250,10 @@ def apply_outcome(
         new_state.last_execution_id, new_state.silence_until = claim.execution_id, until
         if transition.outcome == Outcome.ERROR:
             new_state.last_error = run.error
-        save_state(conn, new_state, locked=current)
         outbox: list[tuple[int, str]] = []
-        if transition.notify and transition.event and channels:
+        notifying = bool(transition.notify and transition.event and channels)
+        save_state(conn, new_state, locked=current, commit=not notifying)
+        if notifying and transition.event:
             event = transition.event
             body = payload(transition)
             ids = insert_notifications(
@@ -259,15 +261,6 @@ def apply_outcome(
             )
             outbox = list(zip(ids, channels, strict=True))
     return AppliedRun(transition, status, outbox)
-
-
-def _execute(conn: Connection, statement: Any, params: dict[str, Any]) -> int:
-    """Run a write; the rows it matched. On psycopg, on the driver's connection directly."""
-    raw = psycopg_connection(conn)
-    if raw is None:
-        return int(conn.execute(statement, params).rowcount)
-    with raw.cursor() as cursor:
-        return int(execute_raw(conn, cursor, statement, params).rowcount)
 
 
 def _context_data(result: QueryResult | None) -> dict[str, Any] | None:

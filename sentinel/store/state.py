@@ -12,7 +12,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
 from sentinel.models import AlertState, utcnow
-from sentinel.postgres_query import execute_raw, psycopg_connection
+from sentinel.postgres_query import execute_raw, psycopg_connection, run_pipelined
 from sentinel.store.engine import insert_ignore, lock_clause, read_transaction, write_transaction
 from sentinel.store.schema import ensure_schema
 from sentinel.store.silences import (
@@ -113,7 +113,11 @@ def _locking_read(conn: Connection, query: sa.Select[Any], params: dict[str, Any
         return list(conn.execute(query, params).all())
     with raw.cursor() as cursor:
         found = execute_raw(conn, cursor, query, params).fetchall()
-    labels, convert = _result_columns(query, conn.dialect)
+    return _converted(found, query, conn.dialect)
+
+
+def _converted(found: list[Any], query: sa.Select[Any], dialect: sa.Dialect) -> list[Any]:
+    labels, convert = _result_columns(query, dialect)
     rows = []
     for row in found:
         values = list(row)
@@ -137,9 +141,32 @@ def _result_columns(
     return tuple(query.selected_columns.keys()), tuple(convert)
 
 
-def save_state(conn: Connection, new: AlertState, locked: AlertState | None = None) -> None:
+def finish_and_lock(
+    conn: Connection, finish: Any, params: dict[str, Any], alert_name: str, now: datetime
+) -> tuple[bool, AlertState | None, list[Silence]] | None:
+    """On psycopg: ``BEGIN``, the fenced ``finish`` of the execution row, then the locking read
+    of :func:`lock_state_with_silences`, in that order (one lock order everywhere) and in one
+    round trip. ``None`` on other drivers; else whether ``finish`` matched, state, silences."""
+    if psycopg_connection(conn) is None:
+        return None
+    query = _lock_state_with_silences()
+    steps = [(finish, params), (query, {"b_name": alert_name, "b_now": now})]
+    (matched, _), (_, found) = run_pipelined(conn, steps, begin=True)
+    if matched != 1:
+        return False, None, []  # taken over: the state is not this run's to change
+    if not found:  # the alert's first run: no state row yet
+        return (True, *lock_state_with_silences(conn, alert_name, now))
+    rows = _converted(found, query, conn.dialect)
+    silenced = [silence for silence in map(joined_silence, rows) if silence is not None]
+    return True, row_to_state(rows[0]), silenced
+
+
+def save_state(
+    conn: Connection, new: AlertState, locked: AlertState | None = None, *, commit: bool = False
+) -> None:
     """Write ``new``; given the state as it was read under the lock (``locked``), only the
-    columns that changed (a steady OK run changes a few of fifteen: less to bind and send)."""
+    columns that changed (a steady OK run changes a few of fifteen: less to bind and send).
+    ``commit``: on psycopg, end the transaction with the write, in the same round trip."""
     if locked is None:
         values = {name: getattr(new, name) for name in _STORED}
     else:
@@ -154,6 +181,9 @@ def save_state(conn: Connection, new: AlertState, locked: AlertState | None = No
     raw = psycopg_connection(conn)
     if raw is None:
         conn.execute(_UPDATE_STATE, params)
+        return
+    if commit:
+        run_pipelined(conn, [(_UPDATE_STATE, params)], commit=True)
         return
     with raw.cursor() as cursor:
         execute_raw(conn, cursor, _UPDATE_STATE, params)
