@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import contextlib
+import gc
 import os
+from collections.abc import Iterator
 from typing import Any
 
 from pydantic import ValidationError as PydanticValidationError
@@ -220,7 +222,27 @@ def register_config_secrets(database: DatabaseConfig, alerts: list[AlertConfig])
 def load_config(path: str | os.PathLike[str], check_sql: bool = True) -> SentinelConfig:
     """Load, substitute and validate a file in one call: what every command starts with."""
     loader = ConfigLoader(path)
-    data = loader.load()
-    config = ConfigValidator(source=loader.path, check_sql=check_sql).validate_config(data)
+    with cyclic_gc_paused():
+        data = loader.load()
+        config = ConfigValidator(source=loader.path, check_sql=check_sql).validate_config(data)
     config.raw_text = loader.raw_text
     return config
+
+
+@contextlib.contextmanager
+def cyclic_gc_paused() -> Iterator[None]:
+    """No cyclic garbage collection while a file is read into objects.
+
+    Loading builds millions of objects and frees almost none, so each collection the
+    allocations trigger scans the whole growing heap for cycles it will not find: with 100,000
+    alerts that is two thirds of the load (measured: 5.7 s with collections, 1.9 s without; the
+    YAML parse alone 3.7 times faster). Whatever cycle a load makes is collected at the next
+    collection after it.
+    """
+    was_enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if was_enabled:
+            gc.enable()
