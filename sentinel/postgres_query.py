@@ -1,9 +1,10 @@
-"""An alert query on PostgreSQL (psycopg 3) in one round trip to the server.
+"""An alert query on PostgreSQL (psycopg 3) in one round trip to the server, and the state
+store's hot statements in as few.
 
 The generic path (:mod:`sentinel.database`) opens the read-only transaction, sets its timeout,
 declares the server-side cursor, describes it, fetches, looks one row ahead and rolls back: about
 nine round trips, each a wake-up of the server and of the worker. Here the same statements go in
-one psycopg pipeline (libpq's pipeline mode) and one ``Sync``:
+one libpq pipeline and one ``Sync``:
 
 ``BEGIN READ ONLY`` · ``SET LOCAL statement_timeout`` · ``DECLARE … NO SCROLL CURSOR FOR <query>`` ·
 ``FETCH FORWARD limit+1`` · ``ROLLBACK``
@@ -12,14 +13,16 @@ Nothing is given up: the transaction is read-only (as the connection's default a
 server cancels the ``FETCH`` after the timeout, only ``limit + 1`` rows leave the server (the
 extra one says whether there were more), and the query is still its own extended-protocol
 statement, so a second statement smuggled into it is refused by the server (``cannot insert
-multiple commands into a prepared statement``). The connection is put in driver-level autocommit
-for the pipeline so that psycopg queues no ``BEGIN`` of its own; the ``BEGIN READ ONLY`` is ours.
+multiple commands into a prepared statement``). The statements are sent on libpq's connection
+(``psycopg.pq``), so psycopg adds no ``BEGIN`` of its own; the ``BEGIN READ ONLY`` is ours.
 
-The state store's hot statements (the claim, finishing the execution row, the locked state read
-and its update) run here too, on the psycopg connection under SQLAlchemy's (:func:`execute_raw`):
-SQLAlchemy still owns the checkout, the transaction and the return to the pool, and compiles each
-statement once, but no run pays for its execution machinery (cache-key lookup, parameter
-processing, result metadata from a 25-column description): about half of a run's client CPU.
+The state store's hot statements run on the psycopg connection under SQLAlchemy's too
+(:func:`run_pipelined`, :func:`execute_raw`): the claim, committed on its own; then ``BEGIN``, the
+fenced finish of the execution row and the locking read of the state row in one round trip, and
+the state update with its ``COMMIT`` in another. SQLAlchemy still owns the checkout, the
+transaction and the return to the pool, and compiles each statement once; libpq sends each as a
+statement prepared once per connection, and no run pays for SQLAlchemy's execution machinery
+(cache-key lookup, parameter processing, result metadata from a 25-column description).
 """
 
 from __future__ import annotations
@@ -69,14 +72,11 @@ def fetch_pipelined(
 
     raw: Any = conn.connection.dbapi_connection
     try:
-        raw.autocommit = True
         try:
             columns, found = _send(raw, sql, limit, max(1, round(seconds * 1000)))
         finally:
             if not raw.closed and raw.pgconn.transaction_status != TransactionStatus.IDLE:
                 raw.rollback()  # an error skipped the pipelined ROLLBACK
-            if not raw.closed:
-                raw.autocommit = False
     except psycopg.Error as exc:
         error: Any = exc
         lost = bool(raw.closed) or conn.dialect.is_disconnect(error, raw, None)
@@ -213,17 +213,11 @@ def execute_raw(conn: Connection, cursor: Any, statement: Any, params: Mapping[s
 
 
 def autocommit_scalar(conn: Connection, statement: Any, params: Mapping[str, Any]) -> Any:
-    """Run one write in the driver's own autocommit (it commits by itself, no ``BEGIN`` or
-    ``COMMIT`` round trip, no isolation level to set and reset); its first column, or ``None``."""
-    raw: Any = conn.connection.dbapi_connection
-    raw.autocommit = True
-    try:
-        with raw.cursor() as cursor:
-            row = execute_raw(conn, cursor, statement, params).fetchone()
-    finally:
-        if not raw.closed:
-            raw.autocommit = False
-    return None if row is None else row[0]
+    """Run one write that commits by itself (a pipeline's implicit transaction, committed at its
+    ``Sync``, before the answer comes back: no ``BEGIN`` or ``COMMIT`` round trip); its first
+    column, or ``None``."""
+    ((_, rows),) = run_pipelined(conn, [(statement, params)])
+    return rows[0][0] if rows else None
 
 
 #: A text-format placeholder for every parameter: the server reads each as the type its place in
@@ -284,6 +278,7 @@ def _pipeline(
     prepared = _PREPARED.setdefault(raw, {})
     transformer = Transformer(raw)
     mine: list[bool] = []  # which results answer a step (not BEGIN, COMMIT or a Prepare)
+    added: list[str] = []  # statements prepared by this pipeline
     pgconn.enter_pipeline_mode()
     results: list[Any] = []
     try:
@@ -300,7 +295,8 @@ def _pipeline(
                 name = f"sentinel_{next(_NAMES)}".encode()
                 pgconn.send_prepare(name, query.query, param_types=None)
                 mine.append(False)
-                prepared[text] = name  # if the Prepare fails, the connection is dropped
+                prepared[text] = name
+                added.append(text)
             pgconn.send_query_prepared(name, query.params, param_formats=query.formats)
             mine.append(True)
         if end:
@@ -318,7 +314,7 @@ def _pipeline(
             raw.close()  # results were left unread: the connection cannot be trusted
     for result in results:
         if result.status == ExecStatus.FATAL_ERROR:
-            if any(not ok for ok in mine):
-                _PREPARED.pop(raw, None)  # a Prepare may not have happened: prepare again
+            for text in added:  # an error skips what follows it: prepared anew next time
+                prepared.pop(text, None)
             raise errors.error_from_result(result, encoding=raw.info.encoding)
     return [result for result, ok in zip(results, mine, strict=True) if ok]
