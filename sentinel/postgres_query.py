@@ -53,6 +53,30 @@ def pipeline_supported() -> bool:
     return bool(psycopg.Pipeline.is_supported())
 
 
+@functools.cache
+def _pg() -> Any:
+    """psycopg's pieces the hot path uses, imported once (psycopg is an optional dependency)."""
+    from types import SimpleNamespace
+
+    import psycopg
+    from psycopg import errors, generators
+    from psycopg._queries import PostgresQuery
+    from psycopg.adapt import Transformer
+    from psycopg.pq import ExecStatus, TransactionStatus
+    from psycopg.types.json import Json
+
+    return SimpleNamespace(
+        Error=psycopg.Error,
+        errors=errors,
+        generators=generators,
+        PostgresQuery=PostgresQuery,
+        Transformer=Transformer,
+        ExecStatus=ExecStatus,
+        TransactionStatus=TransactionStatus,
+        Json=Json,
+    )
+
+
 def can_pipeline(conn: Connection) -> bool:
     """The fast path is for psycopg 3 on PostgreSQL; every other driver takes the generic path."""
     dialect = conn.dialect
@@ -67,23 +91,21 @@ def fetch_pipelined(
     Raises SQLAlchemy's :class:`~sqlalchemy.exc.DBAPIError` around the driver's error, as the
     generic path does, with ``connection_invalidated`` set (and the connection invalidated) when
     the connection itself is gone."""
-    import psycopg
-    from psycopg.pq import TransactionStatus
-
+    pg = _pg()
     raw: Any = conn.connection.dbapi_connection
     try:
         try:
             columns, found = _send(raw, sql, limit, max(1, round(seconds * 1000)))
         finally:
-            if not raw.closed and raw.pgconn.transaction_status != TransactionStatus.IDLE:
+            if not raw.closed and raw.pgconn.transaction_status != pg.TransactionStatus.IDLE:
                 raw.rollback()  # an error skipped the pipelined ROLLBACK
-    except psycopg.Error as exc:
+    except pg.Error as exc:
         error: Any = exc
         lost = bool(raw.closed) or conn.dialect.is_disconnect(error, raw, None)
         if lost:
             conn.invalidate(exc)
         raise sa_exc.DBAPIError.instance(
-            sql, None, exc, psycopg.Error, connection_invalidated=lost
+            sql, None, exc, pg.Error, connection_invalidated=lost
         ) from exc
     rows = [dict(zip(columns, row, strict=True)) for row in found[:limit]]
     return rows, len(found) > limit, columns
@@ -98,10 +120,7 @@ def _send(raw: Any, sql: str, limit: int, timeout_ms: int) -> tuple[tuple[str, .
     with the extended protocol (``PQsendQueryParams``), so the alert query cannot carry a
     second statement. The first error (the query's, or the timeout) is raised once every result
     up to the ``Sync`` is read, so the connection leaves pipeline mode clean."""
-    from psycopg import errors, generators
-    from psycopg.adapt import Transformer
-    from psycopg.pq import ExecStatus
-
+    pg = _pg()
     encoding = raw.info.encoding
     statements = (
         b"BEGIN READ ONLY",
@@ -117,20 +136,20 @@ def _send(raw: Any, sql: str, limit: int, timeout_ms: int) -> tuple[tuple[str, .
         for statement in statements:
             pgconn.send_query_params(statement, None)
         pgconn.pipeline_sync()
-        raw.wait(generators.send(pgconn))
+        raw.wait(pg.generators.send(pgconn))
         while True:
-            batch = raw.wait(generators.fetch_many(pgconn))
-            if batch and batch[0].status == ExecStatus.PIPELINE_SYNC:
+            batch = raw.wait(pg.generators.fetch_many(pgconn))
+            if batch and batch[0].status == pg.ExecStatus.PIPELINE_SYNC:
                 break
             results.extend(batch)
     finally:
         if raw.closed or not _left_pipeline(pgconn):
             raw.close()  # results were left unread: the connection cannot be trusted
     for result in results:
-        if result.status == ExecStatus.FATAL_ERROR:
-            raise errors.error_from_result(result, encoding=encoding)
+        if result.status == pg.ExecStatus.FATAL_ERROR:
+            raise pg.errors.error_from_result(result, encoding=encoding)
     fetched = results[3]
-    transformer = Transformer(raw)
+    transformer = pg.Transformer(raw)
     transformer.set_pgresult(fetched)
     columns = tuple(fetched.fname(i).decode(encoding) for i in range(fetched.nfields))
     return columns, transformer.load_rows(0, fetched.ntuples, tuple)
@@ -180,9 +199,7 @@ def bindable(value: Any) -> Any:
     if isinstance(value, Enum):
         return str(value.value)
     if isinstance(value, dict | list):
-        from psycopg.types.json import Json
-
-        return Json(value)
+        return _pg().Json(value)
     if isinstance(value, datetime) and value.tzinfo is not None:
         return value.astimezone(UTC).replace(tzinfo=None)
     return value
@@ -194,20 +211,19 @@ def execute_raw(conn: Connection, cursor: Any, statement: Any, params: Mapping[s
     A driver error is raised as SQLAlchemy's :class:`~sqlalchemy.exc.DBAPIError` (so the store's
     ``state_errors`` tells a connection fault from a statement error, as for any statement), and a
     connection that is gone is invalidated, as SQLAlchemy does for the statements it runs."""
-    import psycopg
-
+    pg = _pg()
     sql, fixed = _compiled(statement, tuple(params), conn.dialect)
     values = {key: bindable(value) for key, value in params.items()}
     try:
         cursor.execute(sql, {**fixed, **values} if fixed else values)
-    except psycopg.Error as exc:
+    except pg.Error as exc:
         raw = cursor.connection
         error: Any = exc
         lost = bool(raw.closed) or conn.dialect.is_disconnect(error, raw, cursor)
         if lost:
             conn.invalidate(exc)
         raise sa_exc.DBAPIError.instance(
-            sql, None, exc, psycopg.Error, connection_invalidated=lost
+            sql, None, exc, pg.Error, connection_invalidated=lost
         ) from exc
     return cursor
 
@@ -242,22 +258,18 @@ def run_pipelined(
     ``commit`` ends it; they run in order and stop at the first error, which is raised as
     :func:`execute_raw` raises it. Each statement is prepared once per connection. Returns, for
     each statement, the rows it matched and the rows it returned."""
-    import psycopg
-
+    pg = _pg()
     raw: Any = conn.connection.dbapi_connection
     try:
-        results = _pipeline(raw, conn.dialect, steps, begin, commit)
-    except psycopg.Error as exc:
+        results, transformer = _pipeline(raw, conn.dialect, steps, begin, commit)
+    except pg.Error as exc:
         error: Any = exc
         lost = bool(raw.closed) or conn.dialect.is_disconnect(error, raw, None)
         if lost:
             conn.invalidate(exc)
         raise sa_exc.DBAPIError.instance(
-            "(pipelined)", None, exc, psycopg.Error, connection_invalidated=lost
+            "(pipelined)", None, exc, pg.Error, connection_invalidated=lost
         ) from exc
-    from psycopg.adapt import Transformer
-
-    transformer = Transformer(raw)
     answers = []
     for result in results:
         transformer.set_pgresult(result)
@@ -268,15 +280,11 @@ def run_pipelined(
 
 def _pipeline(
     raw: Any, dialect: Any, steps: Sequence[tuple[Any, Mapping[str, Any]]], begin: bool, end: bool
-) -> list[Any]:
-    from psycopg import errors, generators
-    from psycopg._queries import PostgresQuery
-    from psycopg.adapt import Transformer
-    from psycopg.pq import ExecStatus
-
+) -> tuple[list[Any], Any]:
+    pg = _pg()
     pgconn = raw.pgconn
     prepared = _PREPARED.setdefault(raw, {})
-    transformer = Transformer(raw)
+    transformer = pg.Transformer(raw)
     mine: list[bool] = []  # which results answer a step (not BEGIN, COMMIT or a Prepare)
     added: list[str] = []  # statements prepared by this pipeline
     pgconn.enter_pipeline_mode()
@@ -288,7 +296,7 @@ def _pipeline(
         for statement, params in steps:
             sql, fixed = _compiled(statement, tuple(params), dialect)
             text = _TEXT_SQL.get(sql) or _TEXT_SQL.setdefault(sql, _PLACEHOLDER.sub(r"%(\1)t", sql))
-            query = PostgresQuery(transformer)
+            query = pg.PostgresQuery(transformer)
             query.convert(text, {**fixed, **{k: bindable(v) for k, v in params.items()}})
             name = prepared.get(text)
             if name is None:
@@ -303,18 +311,18 @@ def _pipeline(
             pgconn.send_query_params(b"COMMIT", None)
             mine.append(False)
         pgconn.pipeline_sync()
-        raw.wait(generators.send(pgconn))
+        raw.wait(pg.generators.send(pgconn))
         while True:
-            batch = raw.wait(generators.fetch_many(pgconn))
-            if batch and batch[0].status == ExecStatus.PIPELINE_SYNC:
+            batch = raw.wait(pg.generators.fetch_many(pgconn))
+            if batch and batch[0].status == pg.ExecStatus.PIPELINE_SYNC:
                 break
             results.extend(batch)
     finally:
         if raw.closed or not _left_pipeline(pgconn):
             raw.close()  # results were left unread: the connection cannot be trusted
     for result in results:
-        if result.status == ExecStatus.FATAL_ERROR:
+        if result.status == pg.ExecStatus.FATAL_ERROR:
             for text in added:  # an error skips what follows it: prepared anew next time
                 prepared.pop(text, None)
-            raise errors.error_from_result(result, encoding=raw.info.encoding)
-    return [result for result, ok in zip(results, mine, strict=True) if ok]
+            raise pg.errors.error_from_result(result, encoding=raw.info.encoding)
+    return [result for result, ok in zip(results, mine, strict=True) if ok], transformer

@@ -45,7 +45,8 @@ def parse_result_row(row: dict[str, Any] | None) -> QueryResult:
     if normalised is None:
         raise ResultContractError(f"status must be 'ALERT' or 'OK', got {_show(status)}")
 
-    return QueryResult(
+    # Every field is already checked (the status normalised above): no second validation.
+    return QueryResult.model_construct(
         status=normalised,
         actual_value=row[found["actual_value"]] if "actual_value" in found else None,
         threshold=row[found["threshold"]] if "threshold" in found else None,
