@@ -137,3 +137,44 @@ def test_the_least_recently_used_documents_are_pruned(
     write_big_config(config, count=203)
     load_config(config)
     assert [stored(cache_dir, t).exists() for t in texts] == [False, True, False]
+
+
+# -- a large new file is parsed by a child process ---------------------------------------------
+
+
+def test_a_large_new_file_is_parsed_by_a_child_and_loads_the_same(
+    cache_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    config = tmp_path / "alerts.yaml"
+    text = write_big_config(config)
+    in_process = load_config(config)  # parsed here: the threshold is 4 MB
+    stored(cache_dir, text).unlink()
+    monkeypatch.setenv("OWNER", "team-a")  # ${VAR} is still read here, after the child parsed
+    from sentinel.config import parse_elsewhere
+    from sentinel.config.loader import ConfigLoader
+
+    monkeypatch.setattr(parse_elsewhere, "FROM_BYTES", MIN_BYTES)
+    monkeypatch.setattr(ConfigLoader, "_parse", lambda *_: pytest.fail("parsed in process"))
+    by_child = load_config(config)
+    assert stored(cache_dir, text).exists()
+    assert [a.model_dump() for a in by_child.alerts] == [
+        {**a.model_dump(), "owner": "team-a"} for a in in_process.alerts
+    ]
+
+
+@pytest.mark.usefixtures("cache_dir")
+def test_a_large_file_the_child_cannot_parse_fails_as_it_would_here(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    config = tmp_path / "alerts.yaml"
+    write_big_config(config, extra="  - name: [broken\n")
+    from sentinel.config import parse_elsewhere
+    from sentinel.errors import ConfigurationError
+
+    with pytest.raises(ConfigurationError) as here:
+        load_config(config)
+    monkeypatch.setattr(parse_elsewhere, "FROM_BYTES", MIN_BYTES)
+    with pytest.raises(ConfigurationError) as after_child:
+        load_config(config)
+    assert str(after_child.value) == str(here.value)
+    assert f"{config}:" in str(here.value) and "invalid YAML" in str(here.value)

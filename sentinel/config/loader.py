@@ -13,6 +13,7 @@ from typing import Any
 
 import yaml
 
+from sentinel.config import parse_elsewhere
 from sentinel.config.parsed_cache import cached_document, store_document
 from sentinel.errors import ConfigurationError, Issue, ValidationError
 
@@ -59,6 +60,10 @@ class ConfigLoader:
             raise ConfigurationError(f"{self.path}: cannot read: {exc}") from None
         # A large file seen before is not parsed again; others go through libyaml (CSafeLoader).
         data = cached_document(self.raw_text, yaml.__version__)
+        large = len(self.raw_text) >= parse_elsewhere.FROM_BYTES
+        # Parsed by a child, so this process keeps none of the parse's garbage.
+        if data is None and large and parse_elsewhere.parse_in_child(self.path):
+            data = cached_document(self.raw_text, yaml.__version__)
         if data is None:
             data = self._parse(self.raw_text)
             if isinstance(data, dict):

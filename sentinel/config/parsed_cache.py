@@ -39,6 +39,11 @@ KEEP_FILES = 64
 KEEP_BYTES = 256 * 1024 * 1024
 
 
+def cache_directory() -> Path | None:
+    """Where documents are kept, or None when the cache is off."""
+    return _directory()
+
+
 def _directory() -> Path | None:
     from sentinel.guard_cache import default_path
 
