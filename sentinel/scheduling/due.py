@@ -54,7 +54,7 @@ class ScheduledAlert:
         return cls(name, schedule, timezone, alert.enabled, alert.timeout)
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class DueRun:
     """One alert's run for one cron slot (naive UTC)."""
 
