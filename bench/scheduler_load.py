@@ -10,8 +10,9 @@
     ``--path pipelined`` (the default) the scheduler builds the slot's messages ahead and pushes
     them through Dramatiq's enqueue script in pipelined round trips (workers/pipelined_enqueue.py);
     ``--path one-by-one`` sends each with ``RedisBroker.enqueue``, as RabbitMQ deployments do.
-    The scheduler's RSS is read after the boundary's batch (the alerts file is written by another
-    process, so that memory is not counted). ``--no-drain`` skips the workers
+    The scheduler's RSS is read 2.5 s after the boundary's batch (the alerts file is written by
+    another process, and sends are noted per push, so the bench's own memory is hardly counted).
+    ``--no-drain`` skips the workers
     (for 100,000 alerts: ``--alerts-a 100000 --no-drain``; target p99 < 5 s, RSS < 300 MB).
     To reach a minute boundary quickly the scheduler is given a clock shifted by a constant
     (``FleetScheduler(clock=...)``): it starts ``--lead`` seconds before a boundary, first catches
@@ -55,6 +56,7 @@ import tempfile
 import threading
 import time
 import tracemalloc
+from collections import Counter
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -152,7 +154,27 @@ class LeaseLosses(logging.Handler):
             self.count += 1
 
 
-def timed_pipeline(broker: Any, sends: list[tuple[str, float]], shift: list[timedelta]) -> Any:
+class Sends:
+    """When each enqueue returned, noted per push and slot, not per run: 200,000 tuples would
+    be 18 MB of the bench's own in the scheduler's RSS."""
+
+    def __init__(self) -> None:
+        self.pushes: list[tuple[str, float, int]] = []  # (slot, when it returned, runs)
+        self.count = 0
+
+    def add(self, slot: str, when: float, runs: int = 1) -> None:
+        self.pushes.append((slot, when, runs))
+        self.count += runs
+
+    def __len__(self) -> int:
+        return self.count
+
+    def each(self) -> list[tuple[str, float]]:
+        """One (slot, when) per run, in order."""
+        return [(slot, when) for slot, when, runs in self.pushes for _ in range(runs)]
+
+
+def timed_pipeline(broker: Any, sends: Sends, shift: list[timedelta]) -> Any:
     """The scheduler's PipelinedEnqueue, noting when each push returned (on the shifted clock)."""
     from workers.actors import execute_alert
     from workers.pipelined_enqueue import PipelinedEnqueue
@@ -161,7 +183,8 @@ def timed_pipeline(broker: Any, sends: list[tuple[str, float]], shift: list[time
         def push(self, runs: Any) -> list[str]:
             ids = super().push(runs)
             returned = time.time() + shift[0].total_seconds()
-            sends.extend((run.slot.isoformat(), returned) for run in runs)
+            for slot, runs_of_slot in Counter(run.slot for run in runs).items():
+                sends.add(slot.isoformat(), returned, runs_of_slot)
             return ids
 
     return TimedPipelinedEnqueue(broker, execute_alert)
@@ -227,7 +250,7 @@ def enqueue_minute(
     client: Any = getattr(fleet.broker, "client")  # noqa: B009 - RedisBroker's client
     queue = keys.queue_name(namespace, keys.ALERTS)
     shift = [timedelta(0)]
-    sends: list[tuple[str, float]] = []  # (slot, when the enqueue returned, scheduler's clock)
+    sends = Sends()  # when each enqueue returned, on the scheduler's clock
     losses = LeaseLosses()
     logging.getLogger("workers.scheduler").addHandler(losses)
 
@@ -236,7 +259,7 @@ def enqueue_minute(
 
     def send(name: str, slot: str | None, triggered_by: str, options: dict[str, Any]) -> str:
         message_id = fleet.send_run(name, slot, triggered_by, options)
-        sends.append((slot or "", time.time() + shift[0].total_seconds()))
+        sends.add(slot or "", time.time() + shift[0].total_seconds())
         return message_id
 
     started = time.perf_counter()
@@ -262,7 +285,7 @@ def enqueue_minute(
     thread.start()
     try:
         wait_until(lambda: len(sends) >= count, lead + 60, 0.01, "the catch-up enqueues")
-        catch_up = [when - begun for slot, when in sends[:count]]
+        catch_up = [when - begun for slot, when in sends.each()[:count]]
         print(
             f"  catch-up of the previous slot at start: {count} enqueued in "
             f"{max(catch_up):.2f} s after the scheduler thread started"
@@ -277,16 +300,16 @@ def enqueue_minute(
         commands_before = redis_commands(client)
         wait_until(lambda: len(sends) >= 2 * count, 120, 0.01, "the boundary's enqueues")
         commands = redis_commands(client)
-        rss = status_kb(os.getpid())
         lengths.stop()
         time.sleep(2.5)  # the ticks right after the batch: is the lease still held?
         lost_after = losses.count
+        rss = status_kb(os.getpid())  # once the batch is over, as the scheduler then runs
     finally:
         stop.set()
         thread.join(timeout=60)
         logging.getLogger("workers.scheduler").removeHandler(losses)
     report_minute(
-        sends[count:],
+        sends.each()[count:],
         boundary,
         {n: c - commands_before.get(n, 0) for n, c in commands.items()},
         lengths.lateness(count, epoch(boundary) - shift[0].total_seconds()),
