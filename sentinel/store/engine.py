@@ -26,7 +26,13 @@ from typing import Any, Literal, ParamSpec, TypeVar, overload
 import sqlalchemy as sa
 from sqlalchemy import event
 from sqlalchemy.engine import Connection, Engine
-from tenacity import Retrying, retry_if_exception, stop_after_attempt, wait_random
+from tenacity import (
+    Retrying,
+    retry_if_exception,
+    stop_after_attempt,
+    stop_after_delay,
+    wait_random,
+)
 
 from sentinel import defaults
 from sentinel.errors import StateStoreError
@@ -135,6 +141,26 @@ def ping_when_idle(engine: Engine) -> None:
             raise sa.exc.DisconnectionError(one_line(exc)) from exc
 
 
+def _switch_to_wal(cursor: Any) -> None:
+    """``PRAGMA journal_mode = WAL``, waiting out another connection doing the same.
+
+    Processes started at the same instant against a new database file all make that switch at
+    once, and SQLite answers "database is locked" at once, without its busy handler, to all but
+    one. The switch is retried for as long as the busy timeout would have waited."""
+    import sqlite3
+
+    for attempt in Retrying(
+        retry=retry_if_exception(
+            lambda exc: isinstance(exc, sqlite3.OperationalError) and "locked" in str(exc)
+        ),
+        wait=wait_random(0.005, 0.05),
+        stop=stop_after_delay(SQLITE_BUSY_TIMEOUT_MS / 1000),
+        reraise=True,
+    ):
+        with attempt:
+            cursor.execute("PRAGMA journal_mode = WAL")
+
+
 def _configure_sqlite(engine: Engine) -> None:
     @event.listens_for(engine, "connect")
     def _on_connect(dbapi_connection: Any, _record: Any) -> None:
@@ -142,7 +168,7 @@ def _configure_sqlite(engine: Engine) -> None:
         dbapi_connection.isolation_level = None
         cursor = dbapi_connection.cursor()
         cursor.execute(f"PRAGMA busy_timeout = {SQLITE_BUSY_TIMEOUT_MS}")
-        cursor.execute("PRAGMA journal_mode = WAL")
+        _switch_to_wal(cursor)
         cursor.execute("PRAGMA synchronous = NORMAL")
         cursor.execute("PRAGMA foreign_keys = ON")
         cursor.close()
