@@ -31,7 +31,7 @@ import functools
 import itertools
 import re
 import weakref
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC, datetime
 from enum import Enum
 from typing import Any
@@ -100,13 +100,7 @@ def fetch_pipelined(
             if not raw.closed and raw.pgconn.transaction_status != pg.TransactionStatus.IDLE:
                 raw.rollback()  # an error skipped the pipelined ROLLBACK
     except pg.Error as exc:
-        error: Any = exc
-        lost = bool(raw.closed) or conn.dialect.is_disconnect(error, raw, None)
-        if lost:
-            conn.invalidate(exc)
-        raise sa_exc.DBAPIError.instance(
-            sql, None, exc, pg.Error, connection_invalidated=lost
-        ) from exc
+        raise _as_dbapi_error(conn, raw, exc, sql) from exc
     rows = [dict(zip(columns, row, strict=True)) for row in found[:limit]]
     return rows, len(found) > limit, columns
 
@@ -129,12 +123,32 @@ def _send(raw: Any, sql: str, limit: int, timeout_ms: int) -> tuple[tuple[str, .
         f"FETCH FORWARD {limit + 1} FROM {CURSOR}".encode(),
         b"ROLLBACK",
     )
+
+    def queue(pgconn: Any) -> None:
+        for statement in statements:
+            pgconn.send_query_params(statement, None)
+
+    results = _exchange(raw, queue)
+    for result in results:
+        if result.status == pg.ExecStatus.FATAL_ERROR:
+            raise pg.errors.error_from_result(result, encoding=encoding)
+    fetched = results[3]
+    transformer = pg.Transformer(raw)
+    transformer.set_pgresult(fetched)
+    columns = tuple(fetched.fname(i).decode(encoding) for i in range(fetched.nfields))
+    return columns, transformer.load_rows(0, fetched.ntuples, tuple)
+
+
+def _exchange(raw: Any, queue: Callable[[Any], None]) -> list[Any]:
+    """One round trip: ``queue`` sends its statements on libpq's connection in pipeline mode,
+    then one flush and one read of every result up to the ``Sync``. The connection leaves
+    pipeline mode clean, or is closed when results were left unread (it cannot be trusted)."""
+    pg = _pg()
     pgconn = raw.pgconn
     results: list[Any] = []
     pgconn.enter_pipeline_mode()
     try:
-        for statement in statements:
-            pgconn.send_query_params(statement, None)
+        queue(pgconn)
         pgconn.pipeline_sync()
         raw.wait(pg.generators.send(pgconn))
         while True:
@@ -144,15 +158,20 @@ def _send(raw: Any, sql: str, limit: int, timeout_ms: int) -> tuple[tuple[str, .
             results.extend(batch)
     finally:
         if raw.closed or not _left_pipeline(pgconn):
-            raw.close()  # results were left unread: the connection cannot be trusted
-    for result in results:
-        if result.status == pg.ExecStatus.FATAL_ERROR:
-            raise pg.errors.error_from_result(result, encoding=encoding)
-    fetched = results[3]
-    transformer = pg.Transformer(raw)
-    transformer.set_pgresult(fetched)
-    columns = tuple(fetched.fname(i).decode(encoding) for i in range(fetched.nfields))
-    return columns, transformer.load_rows(0, fetched.ntuples, tuple)
+            raw.close()
+    return results
+
+
+def _as_dbapi_error(conn: Connection, raw: Any, exc: Exception, statement: str) -> Exception:
+    """The driver's error as SQLAlchemy's, as the generic path raises it; a connection that is
+    gone is invalidated, and the error says so."""
+    error: Any = exc
+    lost = bool(raw.closed) or conn.dialect.is_disconnect(error, raw, None)
+    if lost:
+        conn.invalidate(exc)
+    return sa_exc.DBAPIError.instance(
+        statement, None, exc, _pg().Error, connection_invalidated=lost
+    )
 
 
 def _left_pipeline(pgconn: Any) -> bool:
@@ -263,13 +282,7 @@ def run_pipelined(
     try:
         results, transformer = _pipeline(raw, conn.dialect, steps, begin, commit)
     except pg.Error as exc:
-        error: Any = exc
-        lost = bool(raw.closed) or conn.dialect.is_disconnect(error, raw, None)
-        if lost:
-            conn.invalidate(exc)
-        raise sa_exc.DBAPIError.instance(
-            "(pipelined)", None, exc, pg.Error, connection_invalidated=lost
-        ) from exc
+        raise _as_dbapi_error(conn, raw, exc, "(pipelined)") from exc
     answers = []
     for result in results:
         transformer.set_pgresult(result)
@@ -282,14 +295,12 @@ def _pipeline(
     raw: Any, dialect: Any, steps: Sequence[tuple[Any, Mapping[str, Any]]], begin: bool, end: bool
 ) -> tuple[list[Any], Any]:
     pg = _pg()
-    pgconn = raw.pgconn
     prepared = _PREPARED.setdefault(raw, {})
     transformer = pg.Transformer(raw)
     mine: list[bool] = []  # which results answer a step (not BEGIN, COMMIT or a Prepare)
     added: list[str] = []  # statements prepared by this pipeline
-    pgconn.enter_pipeline_mode()
-    results: list[Any] = []
-    try:
+
+    def queue(pgconn: Any) -> None:
         if begin:
             pgconn.send_query_params(b"BEGIN", None)
             mine.append(False)
@@ -310,16 +321,8 @@ def _pipeline(
         if end:
             pgconn.send_query_params(b"COMMIT", None)
             mine.append(False)
-        pgconn.pipeline_sync()
-        raw.wait(pg.generators.send(pgconn))
-        while True:
-            batch = raw.wait(pg.generators.fetch_many(pgconn))
-            if batch and batch[0].status == pg.ExecStatus.PIPELINE_SYNC:
-                break
-            results.extend(batch)
-    finally:
-        if raw.closed or not _left_pipeline(pgconn):
-            raw.close()  # results were left unread: the connection cannot be trusted
+
+    results = _exchange(raw, queue)
     for result in results:
         if result.status == pg.ExecStatus.FATAL_ERROR:
             for text in added:  # an error skips what follows it: prepared anew next time
