@@ -141,11 +141,6 @@ class ShardLeases:
         self._lost: list[int] = []
         self._heartbeat = client.register_script(_HEARTBEAT)
 
-    @property
-    def value(self) -> str:
-        """What this replica writes into the slot keys it sets (who pushed a run)."""
-        return self.owner
-
     def owns(self, shard: int) -> bool:
         return shard in self.held
 

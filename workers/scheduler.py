@@ -48,7 +48,7 @@ from sentinel.store.runs import recorded_slots
 from sentinel.store.schema import ensure_schema
 from workers import keys
 from workers.faults import broker_faults
-from workers.leases import ShardLeases
+from workers.leases import LEASE_TTL_MS, ShardLeases
 from workers.pipelined_enqueue import PipelinedEnqueue
 
 log = logging.getLogger("workers.scheduler")
@@ -98,10 +98,10 @@ class FleetScheduler:
         state_db_url: str | None = None,
         pipeline: PipelinedEnqueue | None = None,
         shards: int | None = None,
-        lease_ttl_ms: int | None = None,
+        lease_ttl_ms: int = LEASE_TTL_MS,
     ):
-        """``shards`` defaults to ``SENTINEL_SCHEDULER_SHARDS``; ``lease_ttl_ms`` to the
-        lease's (tests shorten it)."""
+        """``shards`` defaults to ``SENTINEL_SCHEDULER_SHARDS``; tests shorten
+        ``lease_ttl_ms``."""
         self.client = client
         self.send = send
         #: With it, scheduled runs go in pipelined round trips, built ahead (``send`` still
@@ -117,9 +117,7 @@ class FleetScheduler:
         config = load_config(config_path)
         self.deployment = Deployment(config.without_alerts(), state_db_url, threads=1)
         count = shards if shards is not None else environment.scheduler_shards()
-        self.shards = ShardLeases(
-            client, namespace, count, *([lease_ttl_ms] if lease_ttl_ms else [])
-        )
+        self.shards = ShardLeases(client, namespace, count, lease_ttl_ms)
         self._claim = client.register_script(_CLAIM)
         #: Due runs not yet enqueued (broker away): those whose slot keys are still to be set,
         #: and those whose keys this replica set but whose messages were not sent.
@@ -133,7 +131,7 @@ class FleetScheduler:
             config=config,
             slim=True,
             # One shard: the active replica owns every alert, as an unsharded one does.
-            owns=(lambda alert: self.owns(alert.name)) if count > 1 else None,
+            owns=self.owns if count > 1 else None,
         )
         self.recovery = RunRecovery(
             self.deployment.state_engine,
@@ -209,7 +207,7 @@ class FleetScheduler:
         if not chunk:
             return []
         slot_keys = [keys.slot(self.namespace, run.alert.name, run.slot) for run in chunk]
-        claimed = self._claim(keys=slot_keys, args=[self.shards.value, SLOT_KEY_TTL_SECONDS])
+        claimed = self._claim(keys=slot_keys, args=[self.shards.owner, SLOT_KEY_TTL_SECONDS])
         return [run for run, won in zip(chunk, claimed, strict=True) if won]
 
     def _send(self, run: DueRun) -> str:

@@ -36,14 +36,14 @@ class ScheduleLoop:
         grace: timedelta | None = None,
         recorded: Callable[[list[DueRun]], set[tuple[str, datetime]]] | None = None,
         config: SentinelConfig | None = None,
-        owns: Callable[[Schedulable], bool] | None = None,
+        owns: Callable[[str], bool] | None = None,
         slim: bool = False,
     ):
-        """``owns`` narrows the alerts scheduled here (a sharded fleet scheduler's shards); it
-        is asked again at each ``start`` and reload. With ``slim`` the loop keeps only what
-        scheduling reads of each alert (:class:`ScheduledAlert`), and ``config`` without its
-        alerts: a process that only enqueues needs no more, and the whole alert is most of its
-        memory."""
+        """``owns`` (by alert name) narrows the alerts scheduled here (a sharded fleet
+        scheduler's shards); it is asked again at each ``start`` and reload. With ``slim`` the
+        loop keeps only what scheduling reads of each alert (:class:`ScheduledAlert`), and
+        ``config`` without its alerts: a process that only enqueues needs no more, and the whole
+        alert is most of its memory."""
         if grace is None:
             grace = timedelta(seconds=environment.catch_up_grace_seconds())
         self.config_path = config_path
@@ -60,10 +60,12 @@ class ScheduleLoop:
         self.due = DueRuns(self.scheduled(), self.last_tick)
 
     def _keep(self, config: SentinelConfig) -> None:
-        alerts: list[Schedulable] = list(config.alerts)
+        alerts: list[Schedulable]
         if self.slim:
             alerts = [ScheduledAlert.of(alert) for alert in config.alerts]
             config = config.without_alerts()
+        else:
+            alerts = list(config.alerts)
         self.config = config
         self.alerts = alerts
         self._by_name: dict[str, Schedulable] | None = None
@@ -78,7 +80,7 @@ class ScheduleLoop:
         """The alerts this loop schedules."""
         if self.owns is None:
             return self.alerts
-        return [alert for alert in self.alerts if self.owns(alert)]
+        return [alert for alert in self.alerts if self.owns(alert.name)]
 
     def start(self, now: datetime | None = None) -> list[DueRun]:
         """Begin at ``now``: catch up each alert's latest missed slot (within the grace window)."""
