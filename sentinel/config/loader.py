@@ -43,6 +43,12 @@ def substitute_env(
     return _ENV_REF.sub(replace, value)
 
 
+def parse_yaml(text: str) -> Any:
+    """The document of a config's text (safe tags only), or ``yaml.YAMLError``; libyaml when
+    present, several times faster on files with hundreds of alerts."""
+    return yaml.load(text, Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader))  # noqa: S506
+
+
 class ConfigLoader:
     """Reads a YAML configuration file and substitutes ``${VAR}`` references."""
 
@@ -80,8 +86,7 @@ class ConfigLoader:
 
     def _parse(self, text: str) -> Any:
         try:
-            # libyaml when present: several times faster on files with hundreds of alerts
-            return yaml.load(text, Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader))  # noqa: S506
+            return parse_yaml(text)
         except yaml.YAMLError as exc:
             mark = getattr(exc, "problem_mark", None)
             where = f":{mark.line + 1}:{mark.column + 1}" if mark else ""

@@ -50,12 +50,13 @@ def parse_in_child(path: str) -> bool:
 def main(argv: list[str]) -> int:
     import yaml
 
+    from sentinel.config.loader import parse_yaml
     from sentinel.config.parsed_cache import store_document
 
     text = Path(argv[1]).read_text(encoding="utf-8")
     gc.disable()  # nothing here is garbage until the process ends
     try:
-        data = yaml.load(text, Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader))  # noqa: S506
+        data = parse_yaml(text)
     except yaml.YAMLError:
         return 1  # the caller parses it, and reports where
     if not isinstance(data, dict):

@@ -41,10 +41,6 @@ KEEP_BYTES = 256 * 1024 * 1024
 
 def cache_directory() -> Path | None:
     """Where documents are kept, or None when the cache is off."""
-    return _directory()
-
-
-def _directory() -> Path | None:
     from sentinel.guard_cache import default_path
 
     verdicts = default_path()
@@ -60,7 +56,7 @@ def _key(text: str, yaml_version: str) -> str:
 
 def cached_document(text: str, yaml_version: str) -> dict[str, Any] | None:
     """The document stored for exactly this text, or None (not stored, or unreadable)."""
-    directory = _directory()
+    directory = cache_directory()
     if directory is None or len(text) < MIN_BYTES:
         return None
     path = directory / f"{_key(text, yaml_version)}.json"
@@ -81,7 +77,7 @@ def cached_document(text: str, yaml_version: str) -> dict[str, Any] | None:
 
 def store_document(text: str, yaml_version: str, data: dict[str, Any]) -> None:
     """Keep ``data`` for this text; best effort, never raises."""
-    directory = _directory()
+    directory = cache_directory()
     if directory is None or len(text) < MIN_BYTES:
         return
     try:
